@@ -1,0 +1,1 @@
+"""Benchmarks for genloop against asyncio, uvloop and trio (run with ``python -m bench.NAME``)."""
