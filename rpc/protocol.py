@@ -1,0 +1,294 @@
+"""Sans-IO msgpack-rpc: turns bytes into messages and messages into bytes.
+
+Wire format (https://github.com/msgpack-rpc/msgpack-rpc/blob/master/spec.md)::
+
+    request       [0, msgid, method, params]
+    response      [1, msgid, error, result]
+    notification  [2, method, params]
+
+No sockets, no threads, no clock: the transport feeds whatever bytes it read
+into `Connection.receive_data` and writes whatever bytes the ``send_*`` methods
+return. That keeps the protocol testable byte by byte and usable from the
+coroutine client, the server and plain threads alike.
+
+Strict in what we send, lenient in what we accept: a method name must be a str
+to send, but one received as bin (bytes, as some older peers send it) is
+decoded as UTF-8. Everything else off-spec raises `ProtocolError`.
+"""
+
+from collections.abc import Sequence
+
+import msgpack
+from msgpack.exceptions import UnpackException
+
+__all__ = [
+    "MAX_BUFFER_SIZE",
+    "MAX_MSGID",
+    "NOTIFICATION",
+    "REQUEST",
+    "RESPONSE",
+    "Connection",
+    "Notification",
+    "ProtocolError",
+    "Request",
+    "Response",
+    "next_msgid",
+]
+
+REQUEST, RESPONSE, NOTIFICATION = 0, 1, 2
+
+#: msgids are unsigned 32-bit integers; the counter wraps to 0 after this.
+MAX_MSGID = 2**32 - 1
+
+#: Largest frame (one encoded message) a Connection accepts, in bytes; it is
+#: also the Unpacker's max_buffer_size. Without a bound, a peer (or line noise)
+#: announcing a 4 GiB string would make us buffer until memory runs out. msgpack
+#: derives its per-object length limits (str, bin, array, map) from it, so an
+#: absurd array or map header fails at once. 64 MiB is far above any sane RPC
+#: payload, yet bounds what one connection can make us hold.
+MAX_BUFFER_SIZE = 64 * 1024 * 1024
+
+
+def next_msgid(msgid: int) -> int:
+    """Return the msgid after `msgid`, wrapping from 2**32 - 1 to 0."""
+    return (msgid + 1) & MAX_MSGID
+
+
+class ProtocolError(Exception):
+    """The peer sent bytes that are not a valid msgpack-rpc message.
+
+    `messages` holds the valid messages decoded before the bad frame in the
+    same `Connection.receive_data` call, so a caller may still deliver them
+    (e.g. a response that arrived just before garbage).
+    """
+
+    def __init__(self, message: str, messages=()):
+        super().__init__(message)
+        self.messages = list(messages)
+
+
+class _Message:
+    # Plain classes rather than NamedTuples: a tuple would compare equal to a
+    # different message kind (or a bare tuple) holding the same fields.
+    __slots__ = ()
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self.__slots__)
+
+    def __repr__(self):
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Request(_Message):
+    """``[0, msgid, method, params]``: call `method`; answer with `msgid`."""
+
+    __slots__ = __match_args__ = ("msgid", "method", "params")
+
+    def __init__(self, msgid: int, method: str, params: list):
+        self.msgid = msgid
+        self.method = method
+        self.params = params
+
+
+class Response(_Message):
+    """``[1, msgid, error, result]``: `error` is None on success."""
+
+    __slots__ = __match_args__ = ("msgid", "error", "result")
+
+    def __init__(self, msgid: int, error, result):
+        self.msgid = msgid
+        self.error = error
+        self.result = result
+
+
+class Notification(_Message):
+    """``[2, method, params]``: a call that expects no response."""
+
+    __slots__ = __match_args__ = ("method", "params")
+
+    def __init__(self, method: str, params: list):
+        self.method = method
+        self.params = params
+
+
+def _short(obj) -> str:
+    r = repr(obj)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _bad_msgid(msgid) -> ProtocolError:
+    return ProtocolError(f"msgid must be an unsigned 32-bit integer, got {_short(msgid)}")
+
+
+def _bad_params(params) -> ProtocolError:
+    return ProtocolError(f"params must be an array, got {_short(params)}")
+
+
+def _method_name(method) -> str:
+    # Called for a non-str name only. Spec peers send str; some old ones send
+    # the name as bin: accept that as UTF-8 so both kinds of peer work.
+    if type(method) is bytes:
+        try:
+            return method.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError(f"method name is not valid UTF-8: {_short(method)}") from None
+    raise ProtocolError(f"method name must be a string, got {_short(method)}")
+
+
+def _parse(frame):
+    """Validate one decoded msgpack object and build the message it encodes.
+
+    Checks use type() rather than isinstance(): msgpack only produces exact
+    types, and a bool (an int subclass) is neither a type code nor a msgid.
+    A valid frame costs a few type checks and no extra calls.
+    """
+    if type(frame) is not list:
+        raise ProtocolError(f"message must be an array, got {_short(frame)}")
+    n = len(frame)
+    kind = frame[0] if n else None
+    if type(kind) is int:
+        if kind == REQUEST and n == 4:
+            _, msgid, method, params = frame
+            if type(msgid) is not int or not 0 <= msgid <= MAX_MSGID:
+                raise _bad_msgid(msgid)
+            if type(method) is not str:
+                method = _method_name(method)
+            if type(params) is not list:
+                raise _bad_params(params)
+            return Request(msgid, method, params)
+        if kind == RESPONSE and n == 4:
+            _, msgid, error, result = frame
+            if type(msgid) is not int or not 0 <= msgid <= MAX_MSGID:
+                raise _bad_msgid(msgid)
+            return Response(msgid, error, result)
+        if kind == NOTIFICATION and n == 3:
+            _, method, params = frame
+            if type(method) is not str:
+                method = _method_name(method)
+            if type(params) is not list:
+                raise _bad_params(params)
+            return Notification(method, params)
+        if kind in (REQUEST, RESPONSE, NOTIFICATION):
+            want = 3 if kind == NOTIFICATION else 4
+            name = ("request", "response", "notification")[kind]
+            raise ProtocolError(f"{name} must be an array of {want} elements, got {n}: {_short(frame)}")
+    raise ProtocolError(f"message type must be 0, 1 or 2, got {_short(kind)} in {_short(frame)}")
+
+
+def _as_array(params):
+    # list and tuple pack as msgpack arrays as they are: no copy on the hot path.
+    if isinstance(params, (list, tuple)):
+        return params
+    if isinstance(params, (str, bytes, bytearray, memoryview)) or not isinstance(params, Sequence):
+        raise TypeError(f"params must be a sequence of arguments, got {type(params).__name__}")
+    return list(params)
+
+
+class Connection:
+    """Protocol state of one msgpack-rpc connection, either side.
+
+    Not thread-safe: the unpacker, packer and msgid counter are shared state,
+    so the caller serialises access (the client holds a lock around it).
+
+    Receiving: `receive_data` returns the messages completed by the bytes
+    given, whatever the chunking. On an invalid frame it raises
+    `ProtocolError`; the byte stream can no longer be trusted to be in sync,
+    so every later `receive_data` raises it again and the transport should be
+    closed. Sending raises TypeError/ValueError for bad arguments (a bug on our
+    side, not the peer's) and leaves the connection usable.
+    """
+
+    __slots__ = ("_unpacker", "_packer", "_next_msgid", "_max_frame", "_fed", "_frame_start", "_error")
+
+    def __init__(self, *, first_msgid: int = 0, max_buffer_size: int = MAX_BUFFER_SIZE):
+        if type(first_msgid) is not int or not 0 <= first_msgid <= MAX_MSGID:
+            raise ValueError(f"first_msgid must be in 0..{MAX_MSGID}, got {first_msgid!r}")
+        # raw=False: str arrives as str (bin stays bytes). strict_map_key=False:
+        # other languages use ints and the like as map keys; accept them.
+        self._unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=max_buffer_size)
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._next_msgid = first_msgid
+        self._max_frame = max_buffer_size
+        self._fed = 0  # bytes fed to the unpacker so far
+        self._frame_start = 0  # stream offset where the current frame began
+        self._error = None
+
+    # -- receiving -----------------------------------------------------------
+
+    def receive_data(self, data) -> list[Request | Response | Notification]:
+        """Feed bytes read from the peer; return every message now complete.
+
+        `data` is any bytes-like object (bytes, bytearray, memoryview of bytes).
+        """
+        if self._error is not None:
+            raise ProtocolError(f"connection already failed: {self._error}")
+        messages = []
+        try:
+            self._decode(data, messages)
+        except ProtocolError as exc:
+            exc.messages = messages
+            self._error = exc
+            raise
+        except (ValueError, TypeError, UnpackException) as exc:
+            # FormatError, StackError, invalid UTF-8, a length over the limits,
+            # an unhashable map key (e.g. an array), BufferFull.
+            err = ProtocolError(f"undecodable msgpack data: {str(exc) or type(exc).__name__}", messages)
+            self._error = err
+            raise err from exc
+        return messages
+
+    def _decode(self, data, messages) -> None:
+        unpacker = self._unpacker
+        limit = self._max_frame
+        pos, end = 0, len(data)
+        view = None
+        while True:
+            # Feed at most what keeps the current frame within the limit, so a
+            # big read of many small frames never trips the unpacker's
+            # BufferFull, while one oversized frame is caught exactly.
+            room = limit - (self._fed - self._frame_start)
+            if pos == 0 and end <= room:
+                chunk = data
+            else:
+                if view is None:
+                    view = memoryview(data)
+                chunk = view[pos : pos + room]
+            unpacker.feed(chunk)
+            pos += len(chunk)
+            self._fed += len(chunk)
+            for frame in unpacker:
+                messages.append(_parse(frame))
+                self._frame_start = unpacker.tell()
+            if self._fed - self._frame_start >= limit:
+                raise ProtocolError(f"message larger than the {limit}-byte limit")
+            if pos >= end:
+                return
+
+    # -- sending -------------------------------------------------------------
+
+    def send_request(self, method: str, params: Sequence = ()) -> tuple[int, bytes]:
+        """Encode a request with the next msgid; return ``(msgid, bytes)``.
+
+        The msgid is consumed only if encoding succeeds.
+        """
+        if not isinstance(method, str):
+            raise TypeError(f"method must be a str, got {type(method).__name__}")
+        msgid = self._next_msgid
+        data = self._packer.pack([REQUEST, msgid, method, _as_array(params)])
+        self._next_msgid = next_msgid(msgid)
+        return msgid, data
+
+    def send_response(self, msgid: int, error, result) -> bytes:
+        """Encode the response to request `msgid` (`error` None on success)."""
+        if type(msgid) is not int or not 0 <= msgid <= MAX_MSGID:
+            raise ValueError(f"msgid must be an unsigned 32-bit integer, got {msgid!r}")
+        return self._packer.pack([RESPONSE, msgid, error, result])
+
+    def send_notification(self, method: str, params: Sequence = ()) -> bytes:
+        """Encode a notification (no msgid, no response)."""
+        if not isinstance(method, str):
+            raise TypeError(f"method must be a str, got {type(method).__name__}")
+        return self._packer.pack([NOTIFICATION, method, _as_array(params)])
