@@ -1,0 +1,25 @@
+"""genloop's kernel: generator coroutines on dispatchers, timers and an epoll poller.
+
+See ``run`` to start, and the README for a tour.
+"""
+from .clock import MonotonicClock, VirtualClock
+from .dispatchers import Dispatcher, Dispatchers
+from .errors import (BusyResourceError, Cancelled, ClosedResourceError, QueueClosed, QueueEmpty,
+                     QueueFull, Timeout)
+from .instruments import Instrument
+from .runner import run
+from .structured import TaskGroup, gather
+from .sync import Event, Future, Lock, Queue, Semaphore
+from .task import Task
+from .traps import (checkpoint, current_task, park, sleep, spawn, switch_to, timeout_after,
+                    wait_readable, wait_writable, with_context)
+from .runner import current_kernel, notify_closing
+
+__all__ = [
+    "run", "spawn", "Task", "sleep", "checkpoint", "current_task", "wait_readable",
+    "wait_writable", "with_context", "switch_to", "timeout_after", "Timeout", "gather",
+    "TaskGroup", "Cancelled", "Event", "Lock", "Semaphore", "Queue", "QueueClosed",
+    "QueueEmpty", "QueueFull", "Future", "Dispatcher", "Dispatchers", "MonotonicClock",
+    "VirtualClock", "Instrument", "ClosedResourceError", "BusyResourceError", "park",
+    "notify_closing", "current_kernel",
+]

@@ -1,0 +1,421 @@
+"""The scheduler core: the task table, one handler per trap, step and wake.
+
+This is data plus trap handlers, with no loop of its own. A driver owns the
+threads: ``kernel.runner`` gives each dispatcher real worker threads, the
+``Stepper`` simulates them all in one thread. Both call ``step``, ``tick``
+and the same handlers, so neither repeats any trap logic.
+"""
+import inspect
+import itertools
+import logging
+import threading
+import traceback
+from types import GeneratorType
+
+from .clock import MonotonicClock
+from .dispatchers import Dispatcher, Dispatchers
+from .errors import Cancelled, Timeout
+from .poller import Poller
+from .task import DONE, RUNNING, WAITING, Task
+from .timers import Timers
+from .traps import CALL, CURRENT, IO, JOIN, PARK, PARKED, SLEEP, SPAWN, SWITCH
+
+log = logging.getLogger("genloop")
+
+_SUSPEND = object()   # a handler's answer: the task is parked or re-queued
+
+
+def _call(fn, args):
+    """A plain call dressed as a coroutine, so it can be stepped on any pool."""
+    return fn(*args)
+    yield  # pragma: no cover - makes this a generator function
+
+
+def _coroutine(fn, args):
+    """``fn(*args)`` as something the kernel can step, or a TypeError that says why."""
+    coro = fn if not args and type(fn) is GeneratorType else fn(*args)
+    if type(coro) is GeneratorType or (hasattr(coro, "send") and hasattr(coro, "throw")):
+        return coro
+    raise TypeError(f"{fn!r} returned {coro!r}, not a generator or coroutine; "
+                    "a plain function runs with with_context(dispatcher, fn)")
+
+
+def _name_of(fn):
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+class Kernel:
+    """One kernel per ``run``: its tasks, pools, timers and poller."""
+
+    def __init__(self, *, clock=None, instruments=(), make_pool, main_pool, thread_sizes=None):
+        self.clock = clock or MonotonicClock()
+        self.instruments = tuple(instruments)
+        self.timers = Timers()
+        self.poller = Poller()
+        self.tls = threading.local()
+        self.lock = threading.Lock()        # the task table and every task's watchers
+        self.tasks = {}
+        self._ids = itertools.count(1)
+        self._make_pool = make_pool
+        self.thread_sizes = thread_sizes or {}
+        self.main_pool = main_pool(self)
+        self.pools = {Dispatchers.Main: self.main_pool}
+        self.stats = {"polls": 0, "slow_steps": 0}
+        self._handlers = (
+            self._trap_spawn, self._trap_join, self._trap_sleep, self._trap_current,
+            self._trap_io, self._trap_call, self._trap_switch, self._trap_park,
+        )
+
+    # -- pools ---------------------------------------------------------------
+    def pool_for(self, dispatcher):
+        """The run queue of ``dispatcher`` in this kernel (None for Unconfined)."""
+        pool = self.pools.get(dispatcher)
+        if pool is not None or dispatcher is Dispatchers.Unconfined:
+            return pool
+        if not isinstance(dispatcher, Dispatcher):
+            raise TypeError(f"expected a Dispatcher, got {dispatcher!r}")
+        with self.lock:
+            pool = self.pools.get(dispatcher)
+            if pool is None:
+                if dispatcher.kind == "limited":
+                    parent = self.pools.get(dispatcher.parent) or self._pool_locked(dispatcher.parent)
+                    from .pools import LimitedPool
+                    pool = LimitedPool(parent, dispatcher.threads, dispatcher.name)
+                else:
+                    pool = self._pool_locked(dispatcher)
+                self.pools[dispatcher] = pool
+        return pool
+
+    def _pool_locked(self, dispatcher):
+        pool = self.pools.get(dispatcher)
+        if pool is None:
+            size = self.thread_sizes.get(dispatcher.name) or dispatcher.threads
+            pool = self.pools[dispatcher] = self._make_pool(self, dispatcher.name, size, dispatcher.elastic)
+        return pool
+
+    def here(self):
+        """The pool of the calling thread (Main for threads the kernel does not own)."""
+        return getattr(self.tls, "pool", None) or self.main_pool
+
+    # -- tasks ---------------------------------------------------------------
+    def new_task(self, fn, args, dispatcher, name, parent, group=None):
+        """Create a task and queue it on its dispatcher."""
+        coro = _coroutine(fn, args)
+        pool = self.pools.get(dispatcher) or self.pool_for(dispatcher)
+        task = Task(self, coro, name, dispatcher, pool, parent)
+        task._group = group
+        with self.lock:
+            task.id = next(self._ids)
+            self.tasks[task.id] = task
+        if group is not None:
+            group._adopt(task)
+        if self.instruments:
+            for ins in self.instruments:
+                ins.task_spawned(task)
+        (pool or self.here()).push(task)
+        return task
+
+    def wake(self, task, value, exc):
+        """Put a claimed, parked task back on its run queue with what it waited for."""
+        task._value = value
+        task._exc = exc
+        task._abort = None
+        (task._pool or self.here()).push(task)
+
+    def step(self, task):
+        """Run ``task`` until it parks, re-queues itself or ends.
+
+        Traps that can be answered at once (spawn, join of a finished task,
+        current_task...) are answered inside this loop without a trip through
+        the run queue; a handler answers ``_SUSPEND`` once the task is parked,
+        after which this thread must not touch the task: a waker on another
+        thread may already be stepping it.
+        """
+        value = task._value
+        exc = task._exc
+        task._value = task._exc = None
+        if task._cancel_pending and task.state == "new":
+            exc = self._take_cancel(task) or exc
+        task.state = RUNNING
+        task.steps += 1
+        instruments = self.instruments
+        if instruments:
+            for ins in instruments:
+                ins.before_step(task)
+        send = task.coro.send
+        handlers = self._handlers
+        trap = None
+        try:
+            while True:
+                if exc is None:
+                    trap = send(value)
+                else:
+                    trap = task.coro.throw(exc)
+                    exc = None
+                if trap is None:                      # bare yield: a checkpoint
+                    if task._cancel_pending:
+                        exc = self._take_cancel(task)
+                        if exc is not None:
+                            continue
+                    (task._pool or self.here()).push(task)
+                    break
+                try:
+                    handler = handlers[trap[0]]
+                except Exception:
+                    exc = TypeError(f"task {task.name!r} yielded {trap!r}, which is not a kernel "
+                                    "trap; call kernel functions with `yield from`")
+                    continue
+                try:
+                    value = handler(task, trap)
+                except BaseException as e:  # noqa: BLE001 - thrown into the task instead
+                    exc = e
+                    continue
+                if value is _SUSPEND:
+                    break
+        except StopIteration as e:
+            trap = None
+            self._finish(task, e.value, None)
+        except BaseException as e:  # noqa: BLE001 - the task's own exception, kept
+            trap = None
+            self._finish(task, None, e)
+        if instruments:
+            for ins in instruments:
+                ins.after_step(task, trap)
+
+    def _take_cancel(self, task):
+        """Consume a pending cancel; returns the ``Cancelled`` to throw, or None."""
+        with task._lock:
+            if not task._cancel_pending:
+                return None
+            task._cancel_pending = False
+            task._cancelled = True
+        return Cancelled()
+
+    def park(self, task, trap, arm, abort):
+        """Suspend ``task`` in a wait structure; a pending cancel is delivered instead.
+
+        ``arm(task)`` records the task (or returns a value to resume at once);
+        ``abort(task)`` undoes it. See ``traps.park`` for the protocol.
+        """
+        with task._lock:
+            if task._cancel_pending:
+                task._cancel_pending = False
+                task._cancelled = True
+                raise Cancelled()
+            task.state = WAITING
+            task.trap = trap
+            task._abort = abort
+            try:
+                got = arm(task)
+            except BaseException:
+                task._abort = None
+                task.state = RUNNING
+                raise
+            if got is PARKED:
+                return _SUSPEND
+            task._abort = None
+            task.state = RUNNING
+            return got
+
+    def _finish(self, task, result, exc):
+        if exc is None and task._cancelled:
+            exc = Cancelled()     # it caught Cancelled and returned: joiners still see it
+        with self.lock:
+            task.result = result
+            task.exception = exc
+            task.state = DONE
+            task.done = True
+            watchers, task._watchers = task._watchers, None
+            self.tasks.pop(task.id, None)
+        if task._name is None:
+            task._name = task.name
+        task.coro = None
+        for ins in self.instruments:
+            ins.task_exited(task)
+        if watchers:
+            for w in watchers:
+                w(task)
+        if task._group is not None:
+            task._group._child_done(task)
+        elif exc is not None and not watchers and not isinstance(exc, (Cancelled, GeneratorExit)):
+            log.error("task #%d %r died and nobody joined it:\n%s", task.id, task.name,
+                      "".join(traceback.format_exception(exc)))
+
+    def watch(self, task, callback) -> bool:
+        """Call ``callback(task)`` when ``task`` ends; False if it already has."""
+        with self.lock:
+            if task.done:
+                return False
+            if task._watchers is None:
+                task._watchers = [callback]
+            else:
+                task._watchers.append(callback)
+            return True
+
+    def unwatch(self, task, callback) -> bool:
+        with self.lock:
+            try:
+                task._watchers.remove(callback)
+            except (AttributeError, ValueError):
+                return False
+            return True
+
+    # -- trap handlers (one per kind; the table is ``_handlers``) ------------
+    def _trap_spawn(self, task, trap):
+        _, fn, args, dispatcher, name, group = trap
+        return self.new_task(fn, args, task.dispatcher if dispatcher is None else dispatcher,
+                             name, task, group)
+
+    def _trap_current(self, task, trap):
+        return task
+
+    def _trap_join(self, task, trap):
+        target, quiet = trap[1], trap[2]
+        if target.done:
+            return self._outcome(target, quiet)
+
+        def arm(me):
+            return PARKED if self.watch(target, waker) else self._outcome(target, quiet)
+
+        def waker(done):
+            try:
+                task.wake(self._outcome(done, quiet))
+            except BaseException as e:  # noqa: BLE001 - the joined task's exception
+                task.wake_exc(e)
+
+        return self.park(task, trap, arm, lambda me: self.unwatch(target, waker))
+
+    @staticmethod
+    def _outcome(target, quiet):
+        if quiet or target.exception is None:
+            return None if quiet else target.result
+        raise target.exception
+
+    def _trap_sleep(self, task, trap):
+        deadline = self.clock.now() + trap[1]
+        entry = None
+
+        def arm(me):
+            nonlocal entry
+            entry = self.timers.add(deadline, me)
+            if self.timers.earliest() == deadline:
+                self.main_pool.poke()
+            return PARKED
+
+        return self.park(task, trap, arm, lambda me: self.timers.remove(entry))
+
+    def _trap_io(self, task, trap):
+        f, mode = trap[1], trap[2]
+        poller = self.poller
+
+        def arm(me):
+            if poller.arm(me, f, mode) is None:
+                return None
+            if poller._sel is not None:  # pragma: no cover - select() must be re-armed
+                self.main_pool.poke()
+            return PARKED
+
+        return self.park(task, trap, arm, lambda me: poller.abort(me, f, mode))
+
+    def _trap_switch(self, task, trap):
+        dispatcher = trap[1]
+        task._pool = self.pool_for(dispatcher)
+        task.dispatcher = dispatcher
+        if task._cancel_pending:
+            raise self._take_cancel(task) or Cancelled()
+        (task._pool or self.here()).push(task)
+        return _SUSPEND
+
+    def _trap_call(self, task, trap):
+        """with_context and timeout_after: run the work as a child and wait for it.
+
+        Cancelling the caller cancels the child and keeps the caller parked
+        until the child has ended, so no work outlives the call.
+        """
+        _, dispatcher, fn, args, seconds = trap
+        if dispatcher is None:
+            dispatcher = task.dispatcher
+        if inspect.isgeneratorfunction(fn) or inspect.iscoroutinefunction(fn) or hasattr(fn, "send"):
+            child = self.new_task(fn, args, dispatcher, None, task)
+        else:
+            child = self.new_task(_call, (fn, args), dispatcher, _name_of(fn), task)
+        timer = None
+        expired = False
+
+        def on_timeout(_task=None):
+            nonlocal expired
+            expired = True
+            child.cancel()
+
+        def outcome(done):
+            if timer is not None:
+                self.timers.remove(timer)
+            exc = done.exception
+            if task._cancel_pending:      # the caller was cancelled: that wins
+                exc = self._take_cancel(task) or exc
+            elif expired and isinstance(exc, Cancelled):
+                exc = Timeout(f"{_name_of(fn)} timed out after {seconds} s")
+            if exc is not None:
+                raise exc
+            return done.result
+
+        def waker(done):
+            try:
+                task.wake(outcome(done))
+            except BaseException as e:  # noqa: BLE001 - the child's outcome, delivered
+                task.wake_exc(e)
+
+        def arm(me):
+            nonlocal timer
+            if seconds is not None:
+                timer = self.timers.add(self.clock.now() + seconds, on_timeout)
+                self.main_pool.poke()
+            return PARKED if self.watch(child, waker) else outcome(child)
+
+        def abort(me):
+            child.cancel()
+            return False      # stay parked: the child's end wakes us
+
+        return self.park(task, trap, arm, abort)
+
+    def _trap_park(self, task, trap):
+        return self.park(task, trap, trap[1], trap[2])
+
+    # -- timers and I/O (called by the driver on the Main thread) ------------
+    def next_timeout(self):
+        """Seconds until the first timer (0 if due, None if there is none)."""
+        earliest = self.timers.earliest()
+        if earliest is None:
+            return None
+        return max(0.0, earliest - self.clock.now())
+
+    def tick(self, timeout, poll=True):
+        """Poll I/O for up to ``timeout`` seconds (None: until woken), then fire due timers.
+
+        ``poll=False`` skips the system call when nothing waits on I/O.
+        """
+        if poll:
+            instruments = self.instruments
+            for ins in instruments:
+                ins.before_poll(timeout)
+            woken = self.poller.poll(timeout)
+            self.stats["polls"] += 1
+            for ins in instruments:
+                ins.after_poll(len(woken))
+            for t in woken:
+                self.wake(t, None, None)
+        if self.timers:
+            for action in self.timers.pop_due(self.clock.now()):
+                if isinstance(action, Task):
+                    self.wake(action, None, None)
+                else:
+                    action()
+
+    def forget_fd(self, f):
+        """Tell the poller ``f`` is about to close; its waiters get ``ClosedResourceError``."""
+        for t, err in self.poller.forget(f):
+            self.wake(t, None, err)
+
+    def idle(self) -> bool:
+        """No task runnable anywhere and no I/O wait pending (the virtual clock may jump)."""
+        return not self.poller.waiting and all(p is None or p.idle() for p in list(self.pools.values()))

@@ -1,0 +1,208 @@
+"""The poller: file-descriptor readiness, edge-triggered, registered once.
+
+Each fd is registered for both directions once, with EPOLLET, and stays
+registered until ``forget`` (as Go's netpoller and tokio do), so waiting costs
+no epoll_ctl call. An edge that arrives while nobody waits is remembered as a
+"ready" flag, which the next waiter consumes and returns at once; its retry of
+the system call then either succeeds or waits again. That closes the window
+between a failed ``recv`` and the registration of its waiter.
+"""
+import os
+import select
+import selectors
+import threading
+
+from .errors import BusyResourceError, ClosedResourceError
+from .traps import READ
+
+_EPOLL = hasattr(select, "epoll")
+if _EPOLL:
+    _IN = select.EPOLLIN | select.EPOLLPRI | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
+    _OUT = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
+    _MASK = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+#: Events taken per poll call; more simply wait for the next call.
+MAX_EVENTS = 1024
+
+
+class _Fd:
+    __slots__ = ("fd", "obj", "waiter", "ready")
+
+    def __init__(self, fd, obj):
+        self.fd = fd
+        self.obj = obj
+        self.waiter = [None, None]   # task waiting to read, to write
+        self.ready = [False, False]  # an edge arrived with no waiter
+
+
+def _fileno(f) -> int:
+    return f if isinstance(f, int) else f.fileno()
+
+
+class Poller:
+    """Waits for fds on behalf of tasks; ``poll`` runs on the Main thread only.
+
+    ``arm``/``abort`` follow the kernel's park protocol; ``wake_main`` breaks a
+    blocking ``poll`` from another thread through an eventfd (a pipe where
+    there is none).
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._fds = {}
+        self.waiting = 0
+        if _EPOLL:
+            self._ep = select.epoll()
+            self._sel = None
+        else:  # pragma: no cover - off Linux
+            self._ep = None
+            self._sel = selectors.DefaultSelector()
+        if hasattr(os, "eventfd"):
+            self._wake_r = self._wake_w = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        else:  # pragma: no cover
+            self._wake_r, self._wake_w = os.pipe()
+            os.set_blocking(self._wake_r, False)
+            os.set_blocking(self._wake_w, False)
+        if self._ep is not None:
+            self._ep.register(self._wake_r, select.EPOLLIN)
+        else:  # pragma: no cover
+            self._sel.register(self._wake_r, selectors.EVENT_READ)
+
+    # -- waiting -------------------------------------------------------------
+    def arm(self, task, f, mode):
+        """Park ``task`` until ``f`` is ready for ``mode``; None means it already is."""
+        fd = _fileno(f)
+        with self._lock:
+            st = self._fds.get(fd)
+            if st is None or st.obj is not f:
+                st = self._register(fd, f, st)
+            if st.ready[mode]:
+                st.ready[mode] = False
+                return None
+            if st.waiter[mode] is not None:
+                raise BusyResourceError(
+                    f"another task is already waiting to {'read' if mode == READ else 'write'} fd {fd}")
+            st.waiter[mode] = task
+            self.waiting += 1
+            if self._sel is not None:  # pragma: no cover
+                self._sel_update(st)
+        return True
+
+    def abort(self, task, f, mode) -> bool:
+        with self._lock:
+            st = self._fds.get(_fileno(f))
+            if st is None or st.waiter[mode] is not task:
+                return False
+            st.waiter[mode] = None
+            self.waiting -= 1
+            return True
+
+    def _register(self, fd, f, old):
+        if old is not None:  # the fd number was reused by a new object
+            self._unregister(fd)
+        st = _Fd(fd, f)
+        if self._ep is not None:
+            try:
+                self._ep.register(fd, _MASK)
+            except FileExistsError:
+                self._ep.modify(fd, _MASK)
+        self._fds[fd] = st
+        return st
+
+    def _unregister(self, fd):
+        try:
+            if self._ep is not None:
+                self._ep.unregister(fd)
+            else:  # pragma: no cover
+                self._sel.unregister(fd)
+        except (OSError, KeyError, ValueError):
+            pass  # closed already: epoll dropped it by itself
+
+    def forget(self, f) -> list:
+        """Stop watching ``f`` before it is closed; return its waiters, each with an error.
+
+        Like trio's ``notify_closing``: call it before closing an fd a task may
+        wait on, so the number can be reused safely.
+        """
+        fd = _fileno(f)
+        with self._lock:
+            st = self._fds.pop(fd, None)
+            if st is None:
+                return []
+            self._unregister(fd)
+            woken = [t for t in st.waiter if t is not None]
+            self.waiting -= len(woken)
+        err = ClosedResourceError(9, f"fd {fd} was closed while a task waited on it")
+        return [(t, err) for t in woken]
+
+    # -- polling (Main only) -------------------------------------------------
+    def poll(self, timeout):
+        """Wait up to ``timeout`` seconds (None: forever); return the tasks to wake."""
+        if self._ep is not None:
+            events = self._ep.poll(-1 if timeout is None else timeout, MAX_EVENTS)
+        else:  # pragma: no cover
+            events = [(k.fd, m) for k, m in self._sel.select(timeout)]
+        woken = []
+        if not events:
+            return woken
+        wake_r = self._wake_r
+        with self._lock:
+            fds = self._fds
+            for fd, ev in events:
+                if fd == wake_r:
+                    try:
+                        os.read(wake_r, 8)
+                    except BlockingIOError:
+                        pass
+                    continue
+                st = fds.get(fd)
+                if st is None:
+                    continue
+                if self._ep is None:  # pragma: no cover
+                    ev = (_IN if ev & selectors.EVENT_READ else 0) | (_OUT if ev & selectors.EVENT_WRITE else 0)
+                for mode, mask in ((0, _IN), (1, _OUT)):
+                    if ev & mask:
+                        t = st.waiter[mode]
+                        if t is None:
+                            st.ready[mode] = True
+                        else:
+                            st.waiter[mode] = None
+                            self.waiting -= 1
+                            woken.append(t)
+                if self._sel is not None:  # pragma: no cover
+                    self._sel_update(st)
+        return woken
+
+    def wake_main(self):
+        """Break a blocking ``poll`` (from any thread)."""
+        try:
+            os.write(self._wake_w, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        except BlockingIOError:
+            pass  # the counter is already non-zero: a wake-up is pending
+
+    def snapshot(self) -> list:
+        """(fd, mode, task) for every waiter, for the stepper and the monitor."""
+        with self._lock:
+            return [(st.fd, mode, t) for st in self._fds.values()
+                    for mode, t in enumerate(st.waiter) if t is not None]
+
+    def close(self):
+        if self._ep is not None:
+            self._ep.close()
+        else:  # pragma: no cover
+            self._sel.close()
+        os.close(self._wake_r)
+        if self._wake_w != self._wake_r:  # pragma: no cover
+            os.close(self._wake_w)
+
+    def _sel_update(self, st):  # pragma: no cover - selectors fallback is level-triggered
+        events = (selectors.EVENT_READ if st.waiter[0] else 0) | (selectors.EVENT_WRITE if st.waiter[1] else 0)
+        try:
+            if events:
+                try:
+                    self._sel.modify(st.fd, events)
+                except KeyError:
+                    self._sel.register(st.fd, events)
+            else:
+                self._sel.unregister(st.fd)
+        except (KeyError, ValueError, OSError):
+            pass

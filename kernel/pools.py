@@ -1,0 +1,213 @@
+"""Run queues with real threads behind them: the threaded driver's half.
+
+The scheduler core only ever calls ``pool.push(task)``; these classes decide
+which thread steps it. The stepper (``kernel.stepper``) has its own simulated
+pools with the same ``push``/``idle`` face.
+"""
+import threading
+from collections import deque
+
+#: Kotlin keeps idle IO threads for 60 s; a shorter life suits a library that
+#: also runs inside test suites, and re-creating a thread costs ~50 µs.
+IO_KEEPALIVE = 10.0
+
+
+class MainPool:
+    """The run queue of the thread that called ``run``.
+
+    The Main thread appends to ``queue`` without a lock (it is the only thread
+    that touches it); other threads go through ``inbox`` under ``lock`` and
+    wake the poller if Main is asleep in it.
+    """
+
+    kind = "main"
+    limited = False
+
+    def __init__(self, poller, ident):
+        self.queue = deque()
+        self.inbox = deque()
+        self.lock = threading.Lock()
+        self.sleeping = False
+        self.poller = poller
+        self.ident = ident
+        self.name = "Main"
+        self.workers = ("Main",)
+
+    def push(self, task, get_ident=threading.get_ident):
+        task.state = "ready"
+        if get_ident() == self.ident:
+            self.queue.append(task)
+        else:
+            with self.lock:
+                self.inbox.append(task)
+                if self.sleeping:
+                    self.sleeping = False
+                    self.poller.wake_main()
+
+    def poke(self):
+        """Make Main look again at timers and pools (from any thread)."""
+        with self.lock:
+            if self.sleeping:
+                self.sleeping = False
+                self.poller.wake_main()
+
+    def drain_inbox(self):
+        with self.lock:
+            self.queue.extend(self.inbox)
+            self.inbox.clear()
+
+    def try_sleep(self) -> bool:
+        """Announce that Main is about to block; False if work arrived meanwhile."""
+        with self.lock:
+            if self.inbox:
+                self.queue.extend(self.inbox)
+                self.inbox.clear()
+                return False
+            self.sleeping = True
+            return True
+
+    def woke(self):
+        with self.lock:
+            self.sleeping = False
+
+    def idle(self) -> bool:
+        return not self.queue and not self.inbox
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.queue) + list(self.inbox)
+
+
+class ThreadPool:
+    """A shared run queue and the worker threads that drain it.
+
+    Threads start on demand, up to ``size``; an elastic pool lets idle threads
+    retire after ``IO_KEEPALIVE`` seconds.
+    """
+
+    kind = "pool"
+    limited = False
+
+    def __init__(self, kernel, name, size, elastic):
+        self.kernel = kernel
+        self.name = name
+        self.size = size
+        self.elastic = elastic
+        self.queue = deque()
+        self.cond = threading.Condition(threading.Lock())
+        self.threads = []
+        self.idle_count = 0
+        self.closing = False
+        self.serial = 0
+        self.workers = []
+
+    def push(self, task):
+        task.state = "ready"
+        with self.cond:
+            self.queue.append(task)
+            if self.idle_count:
+                self.cond.notify()
+            elif len(self.threads) < self.size and not self.closing:
+                self._start_thread()
+
+    def _start_thread(self):
+        self.serial += 1
+        name = f"{self.name}-{self.serial}"
+        t = threading.Thread(target=self._work, name=f"genloop-{name}", daemon=True)
+        self.threads.append(t)
+        self.workers.append(name)
+        t.start()
+
+    def _work(self):
+        kernel = self.kernel
+        step = kernel.step
+        kernel.tls.pool = self
+        me = threading.current_thread()
+        cond, queue = self.cond, self.queue
+        timeout = IO_KEEPALIVE if self.elastic else None
+        while True:
+            with cond:
+                while not queue:
+                    if self.closing:
+                        self._retire(me)
+                        return
+                    self.idle_count += 1
+                    if kernel.clock.virtual:
+                        kernel.main_pool.poke()
+                    woke = cond.wait(timeout)
+                    self.idle_count -= 1
+                    if not woke and not queue and self.elastic:
+                        self._retire(me)
+                        return
+                task = queue.popleft()
+            home = task._pool
+            step(task)
+            if home is not None and home.limited:
+                home.release()
+
+    def _retire(self, me):
+        self.threads.remove(me)
+        self.workers.remove(me.name[len("genloop-"):])
+
+    def idle(self) -> bool:
+        with self.cond:
+            return not self.queue and self.idle_count == len(self.threads)
+
+    def close(self, timeout: float) -> list:
+        """Stop the threads once their queue is empty; return those still alive."""
+        with self.cond:
+            self.closing = True
+            self.cond.notify_all()
+            threads = list(self.threads)
+        for t in threads:
+            t.join(timeout)
+        return [t for t in threads if t.is_alive()]
+
+    def snapshot(self):
+        with self.cond:
+            return list(self.queue)
+
+
+class LimitedPool:
+    """At most ``n`` tasks of this view in the parent pool at once."""
+
+    kind = "limited"
+    limited = True
+
+    def __init__(self, parent, n, name):
+        self.parent = parent
+        self.n = n
+        self.name = name
+        self.running = 0
+        self.pending = deque()
+        self.lock = threading.Lock()
+
+    @property
+    def workers(self):
+        return self.parent.workers
+
+    def push(self, task):
+        with self.lock:
+            if self.running >= self.n:
+                task.state = "ready"
+                self.pending.append(task)
+                return
+            self.running += 1
+        self.parent.push(task)
+
+    def release(self):
+        """One of our tasks finished a step: pass its slot on."""
+        with self.lock:
+            if not self.pending:
+                self.running -= 1
+                return
+            task = self.pending.popleft()
+        self.parent.push(task)
+
+    def idle(self) -> bool:
+        with self.lock:
+            return not self.pending and not self.running
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.pending)

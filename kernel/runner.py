@@ -1,0 +1,150 @@
+"""``run``: the threaded driver. Main loop, worker pools, shutdown.
+
+Shutdown protocol, in order, once the main task has ended:
+
+1. cancel every task still alive;
+2. keep the loop turning until they have all ended, for at most
+   ``SHUTDOWN_GRACE`` seconds; a task that has not ended by then is
+   reported by name;
+3. stop every worker pool and join its threads (a thread stuck in a
+   blocking call is reported, not waited for forever);
+4. stop the slow-step watchdog, close the poller's epoll and wake-up fds;
+5. return the main task's value or raise its exception.
+"""
+import logging
+import threading
+from time import monotonic as clock_real
+
+from .core import Kernel
+from .dispatchers import Dispatchers
+from .errors import Cancelled
+from .pools import MainPool, ThreadPool
+from .watchdog import Watchdog
+
+log = logging.getLogger("genloop")
+
+#: How long shutdown waits for cancelled tasks and worker threads to end.
+SHUTDOWN_GRACE = 5.0
+#: Slow-step report threshold on Main (asyncio's debug mode uses 0.1 s too).
+SLOW_STEP = 0.1
+
+_running = threading.local()
+
+
+def run(main, *args, clock=None, instruments=(), default_threads=None, io_threads=None,
+        slow_step=SLOW_STEP):
+    """Run ``main(*args)`` to completion on this thread, which becomes ``Dispatchers.Main``.
+
+    Returns its value or raises its exception. Before returning, every task
+    still alive is cancelled and reaped and every worker thread is stopped,
+    so nothing started here outlives the call. ``slow_step`` (seconds, or
+    None to turn it off) is the threshold of the slow-step report on Main.
+    """
+    if getattr(_running, "kernel", None) is not None:
+        raise RuntimeError("a kernel is already running on this thread; use spawn() inside it")
+    ident = threading.get_ident()
+    sizes = {}
+    if default_threads:
+        sizes[Dispatchers.Default.name] = default_threads
+    if io_threads:
+        sizes[Dispatchers.IO.name] = io_threads
+    kernel = Kernel(clock=clock, instruments=instruments, thread_sizes=sizes,
+                    make_pool=ThreadPool, main_pool=lambda k: MainPool(k.poller, ident))
+    kernel.tls.pool = kernel.main_pool
+    _running.kernel = kernel
+    watchdog = Watchdog(kernel, ident, slow_step) if slow_step else None
+    try:
+        root = kernel.new_task(main, args, Dispatchers.Main, None, None)
+        kernel.watch(root, lambda t: None)   # run() reports its outcome: no "nobody joined" log
+        loop(kernel, lambda: root.done, watchdog)
+        _shutdown(kernel, watchdog)
+    finally:
+        _running.kernel = None
+        if watchdog:
+            watchdog.stop()
+        kernel.poller.close()
+    if root.exception is not None:
+        raise root.exception
+    return root.result
+
+
+def loop(kernel, finished, watchdog=None):
+    """Turn the Main loop until ``finished()``: step ready tasks, poll, fire timers."""
+    pool = kernel.main_pool
+    queue = pool.queue
+    popleft = queue.popleft
+    step = kernel.step
+    clock = kernel.clock
+    poller = kernel.poller
+    tick = kernel.tick
+    while True:
+        for _ in range(len(queue)):
+            task = popleft()
+            if watchdog is not None:
+                watchdog.current = task
+            step(task)
+        if watchdog is not None:
+            watchdog.current = None
+        if finished():
+            return
+        if pool.inbox:
+            pool.drain_inbox()
+        if queue:
+            if poller.waiting or kernel.timers:
+                tick(0, poll=bool(poller.waiting))
+            continue
+        timeout = kernel.next_timeout()
+        if timeout == 0 or not pool.try_sleep():
+            tick(0, poll=bool(poller.waiting))
+            continue
+        if clock.virtual and timeout and kernel.idle():
+            pool.woke()
+            clock.advance_to(clock.now() + timeout)
+            tick(0, poll=False)
+            continue
+        started = clock_real()
+        tick(timeout)
+        pool.woke()
+        if clock.virtual and timeout:
+            # I/O is pending, so virtual time follows real time while we poll.
+            clock.advance_to(clock.now() + min(timeout, clock_real() - started))
+            tick(0, poll=False)
+
+
+def _shutdown(kernel, watchdog):
+    with kernel.lock:
+        alive = list(kernel.tasks.values())
+    for t in alive:
+        t.cancel()
+    deadline = threading.Event()
+    timer = threading.Timer(SHUTDOWN_GRACE, lambda: (deadline.set(), kernel.main_pool.poke()))
+    timer.daemon = True
+    if alive:
+        timer.start()
+        loop(kernel, lambda: not kernel.tasks or deadline.is_set(), watchdog)
+        timer.cancel()
+    for t in list(kernel.tasks.values()):
+        log.error("task #%d %r did not end within %.1f s of being cancelled at shutdown "
+                  "(it is %s: %r)", t.id, t.name, SHUTDOWN_GRACE, t.state, t.trap)
+    for pool in list(kernel.pools.values()):
+        if isinstance(pool, ThreadPool):
+            for th in pool.close(SHUTDOWN_GRACE):
+                log.error("worker thread %s is still busy after shutdown; it is left behind", th.name)
+
+
+def current_kernel():
+    """The kernel running on this thread, or None."""
+    return getattr(_running, "kernel", None)
+
+
+def notify_closing(f) -> None:
+    """Call before closing ``f`` if a task may wait on it (trio's ``notify_closing``).
+
+    Its waiters are woken with ``ClosedResourceError`` and the poller forgets
+    the fd, so the number can be reused. Works from the kernel's threads; from
+    elsewhere use ``task.kernel.forget_fd``.
+    """
+    kernel = current_kernel()
+    if kernel is None:
+        return
+    kernel.forget_fd(f)

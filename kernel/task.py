@@ -1,0 +1,103 @@
+"""Task: one coroutine and its bookkeeping."""
+import threading
+import types
+
+from .errors import Cancelled
+from .traps import JOIN
+
+# Task states, as ``Task.state`` reports them.
+NEW, READY, RUNNING, WAITING, DONE = "new", "ready", "running", "waiting", "done"
+
+
+class Task:
+    """A coroutine the kernel steps.
+
+    At any instant a task is in exactly one place: a run queue (READY or NEW),
+    a wait structure (WAITING), or being stepped by one thread (RUNNING).
+
+    ``_lock`` guards the wait state (``_abort``, ``_cancel_pending``) against a
+    concurrent ``cancel()``; it is always taken first, before any structure's
+    own lock, so the kernel's locks never form a cycle.
+    """
+
+    __slots__ = (
+        "id", "_name", "coro", "state", "dispatcher", "_pool", "kernel",
+        "_value", "_exc", "_abort", "_cancel_pending", "_cancelled", "_lock",
+        "_watchers", "_group", "result", "exception", "done", "trap", "parent",
+        "steps", "__weakref__",
+    )
+
+    def __init__(self, kernel, coro, name, dispatcher, pool, parent):
+        self.id = 0
+        self._name = name
+        self.coro = coro
+        self.state = NEW
+        self.dispatcher = dispatcher
+        self._pool = pool
+        self.kernel = kernel
+        self._value = None
+        self._exc = None
+        self._abort = None
+        self._cancel_pending = False
+        self._cancelled = False
+        self._lock = threading.Lock()
+        self._watchers = None
+        self._group = None
+        self.result = None
+        self.exception = None
+        self.done = False
+        self.trap = None      # what the task last waited for (monitor, stepper)
+        self.parent = parent
+        self.steps = 0
+
+    @property
+    def name(self) -> str:
+        """The name given to ``spawn``, else the coroutine's qualified name."""
+        return self._name or getattr(self.coro, "__qualname__", "?")
+
+    @name.setter
+    def name(self, value):
+        self._name = value
+
+    def __repr__(self):
+        return f"<Task #{self.id} {self.name!r} {self.state}>"
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the task ended by cancellation."""
+        return self.done and isinstance(self.exception, Cancelled)
+
+    def cancel(self) -> None:
+        """Ask the task to stop: ``Cancelled`` is thrown in at its suspension point.
+
+        Thread-safe and idempotent. A waiting task is woken at once; a running
+        or runnable one gets it at its next suspension point.
+        """
+        with self._lock:
+            if self.done or self._cancel_pending or self._cancelled:
+                return
+            abort = self._abort
+            if abort is not None and abort(self):
+                self._abort = None
+                self._cancelled = True
+                self.kernel.wake(self, None, Cancelled())
+            else:
+                self._cancel_pending = True
+
+    @types.coroutine
+    def join(self):
+        """Wait for the task to end; return its result or re-raise its exception."""
+        return (yield (JOIN, self, False))
+
+    @types.coroutine
+    def wait_done(self):
+        """Wait for the task to end, whatever the outcome; return nothing."""
+        yield (JOIN, self, True)
+
+    def wake(self, value=None):
+        """Resume this parked task with ``value`` (for primitives: see ``traps.park``)."""
+        self.kernel.wake(self, value, None)
+
+    def wake_exc(self, exc: BaseException):
+        """Resume this parked task by throwing ``exc`` into it."""
+        self.kernel.wake(self, None, exc)

@@ -1,0 +1,105 @@
+"""Traps: the requests a coroutine yields to the kernel.
+
+A trap is a tuple whose first item is one of the kind codes below; the kernel
+dispatches on it through one table (``Kernel._handlers``), one handler per
+kind. The functions here are the public way to yield them. They are marked
+``types.coroutine`` so ``async def`` code can ``await`` them too; generators
+use ``yield from``. A bare ``yield`` is a checkpoint (let others run).
+"""
+import types
+
+# Kind codes, indexes into the kernel's handler table.
+SPAWN, JOIN, SLEEP, CURRENT, IO, CALL, SWITCH, PARK = range(8)
+READ, WRITE = 0, 1
+
+
+@types.coroutine
+def checkpoint():
+    """Let every other runnable task take a step; a cancellation point."""
+    yield
+
+
+@types.coroutine
+def sleep(seconds: float):
+    """Suspend for ``seconds`` (0 or less is a checkpoint)."""
+    if seconds <= 0:
+        yield
+    else:
+        yield (SLEEP, seconds)
+
+
+@types.coroutine
+def spawn(fn, *args, dispatcher=None, name=None):
+    """Start ``fn(*args)`` as a new task and return its ``Task`` at once.
+
+    ``dispatcher`` defaults to the parent's. The task is not structured: if it
+    dies of an exception that nobody joins, the exception is logged, not raised
+    in the parent (use ``TaskGroup`` for structure).
+    """
+    return (yield (SPAWN, fn, args, dispatcher, name, None))
+
+
+@types.coroutine
+def current_task():
+    """The ``Task`` running this code."""
+    return (yield (CURRENT,))
+
+
+@types.coroutine
+def wait_readable(f):
+    """Suspend until ``f`` (a file object or fd) is readable.
+
+    Try the read first and call this only on ``BlockingIOError``: the poller
+    is edge-triggered, so a wake-up means "something changed", not a promise.
+    """
+    yield (IO, f, READ)
+
+
+@types.coroutine
+def wait_writable(f):
+    """Suspend until ``f`` (a file object or fd) is writable (see ``wait_readable``)."""
+    yield (IO, f, WRITE)
+
+
+@types.coroutine
+def with_context(dispatcher, fn, *args):
+    """Run ``fn(*args)`` on ``dispatcher`` and return its value (Kotlin ``withContext``).
+
+    A plain callable runs on one of the dispatcher's threads: this is how a
+    blocking call leaves the event loop. A generator function runs there as a
+    coroutine. Either way the caller resumes on its own dispatcher. Cancelling
+    the caller cancels the work and waits for it to end; a plain call cannot
+    be interrupted, so it finishes first.
+    """
+    return (yield (CALL, dispatcher, fn, args, None))
+
+
+@types.coroutine
+def timeout_after(seconds: float, fn, *args):
+    """Run generator function ``fn(*args)``; past ``seconds``, cancel it and raise ``Timeout``."""
+    return (yield (CALL, None, fn, args, seconds))
+
+
+@types.coroutine
+def switch_to(dispatcher):
+    """Move the current task to ``dispatcher`` for good."""
+    yield (SWITCH, dispatcher)
+
+
+@types.coroutine
+def park(arm, abort):
+    """The one way a primitive suspends a task (trio's wait_task_rescheduled).
+
+    The kernel calls ``arm(task)`` with the task's wait state locked: it
+    returns ``PARKED`` after recording the task where a waker will find it, or
+    any other value to resume at once with that value. A waker later removes
+    the task from its structure under the structure's lock (that removal is
+    the claim: exactly one waker or canceller wins it) and calls
+    ``task.wake(value)`` or ``task.wake_exc(exc)``. ``abort(task)`` undoes
+    ``arm`` for cancellation: it returns True if it removed the task, False if
+    a waker claimed it first.
+    """
+    return (yield (PARK, arm, abort))
+
+
+PARKED = object()

@@ -1,0 +1,65 @@
+"""The slow-step watchdog: notices a step on Main that will not yield.
+
+A thread samples which task Main is stepping (``current``, set by the loop
+with one attribute store per step) and that task's step count. The same
+(task, step) seen for longer than the threshold is a slow step; it is
+reported while it is still running, with the line Main is executing, read
+from ``sys._current_frames()`` — so even a step that never returns is named.
+"""
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+
+log = logging.getLogger("genloop")
+_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+ADVICE = ("move blocking calls off Main with `yield from with_context(Dispatchers.IO, fn, ...)` "
+          "and CPU-heavy work with `with_context(Dispatchers.Default, fn, ...)`")
+
+
+class Watchdog:
+    def __init__(self, kernel, main_ident, threshold):
+        self.kernel = kernel
+        self.main_ident = main_ident
+        self.threshold = threshold
+        self.current = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="genloop-watchdog", daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        last = None
+        since = 0.0
+        reported = False
+        interval = self.threshold / 4
+        while not self._stop.wait(interval):
+            task = self.current
+            key = None if task is None else (task, task.steps)
+            now = time.monotonic()
+            if key != last:
+                last, since, reported = key, now, False
+                continue
+            if key is not None and not reported and now - since >= self.threshold:
+                reported = True
+                self._report(task, now - since)
+
+    def _report(self, task, seconds):
+        frame = sys._current_frames().get(self.main_ident)
+        stack = [fs for fs in traceback.extract_stack(frame)
+                 if not fs.filename.startswith(_HERE)] if frame else []
+        where = stack[-1] if stack else None
+        with self.kernel.lock:
+            self.kernel.stats["slow_steps"] += 1
+        at = f"{where.filename}:{where.lineno} ({where.line})" if where else "an unknown line"
+        log.warning("slow step on Main: task #%d %r has run %.2f s without yielding, at %s; "
+                    "every other task on Main waits meanwhile: %s",
+                    task.id, task.name, seconds, at, ADVICE)
+        for ins in self.kernel.instruments:
+            ins.slow_step(task, seconds, stack)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
