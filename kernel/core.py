@@ -23,6 +23,12 @@ from .traps import CALL, CURRENT, IO, JOIN, PARK, PARKED, SLEEP, SPAWN, SWITCH
 log = logging.getLogger("genloop")
 
 _SUSPEND = object()   # a handler's answer: the task is parked or re-queued
+_local = threading.local()   # .kernel: the kernel whose thread this is
+
+
+def current_kernel():
+    """The kernel this thread belongs to (Main or one of its workers), or None."""
+    return getattr(_local, "kernel", None)
 
 
 def _call(fn, args):

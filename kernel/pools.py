@@ -7,6 +7,8 @@ pools with the same ``push``/``idle`` face.
 import threading
 from collections import deque
 
+from .core import _local
+
 #: Kotlin keeps idle IO threads for 60 s; a shorter life suits a library that
 #: also runs inside test suites, and re-creating a thread costs ~50 µs.
 IO_KEEPALIVE = 10.0
@@ -122,6 +124,7 @@ class ThreadPool:
         kernel = self.kernel
         step = kernel.step
         kernel.tls.pool = self
+        _local.kernel = kernel
         me = threading.current_thread()
         cond, queue = self.cond, self.queue
         timeout = IO_KEEPALIVE if self.elastic else None

@@ -15,7 +15,7 @@ import logging
 import threading
 from time import monotonic as clock_real
 
-from .core import Kernel
+from .core import Kernel, _local as _running, current_kernel
 from .dispatchers import Dispatchers
 from .errors import Cancelled
 from .pools import MainPool, ThreadPool
@@ -27,8 +27,6 @@ log = logging.getLogger("genloop")
 SHUTDOWN_GRACE = 5.0
 #: Slow-step report threshold on Main (asyncio's debug mode uses 0.1 s too).
 SLOW_STEP = 0.1
-
-_running = threading.local()
 
 
 def run(main, *args, clock=None, instruments=(), default_threads=None, io_threads=None,
@@ -130,11 +128,6 @@ def _shutdown(kernel, watchdog):
         if isinstance(pool, ThreadPool):
             for th in pool.close(SHUTDOWN_GRACE):
                 log.error("worker thread %s is still busy after shutdown; it is left behind", th.name)
-
-
-def current_kernel():
-    """The kernel running on this thread, or None."""
-    return getattr(_running, "kernel", None)
 
 
 def notify_closing(f) -> None:

@@ -1,0 +1,7 @@
+"""genloop's networking: non-blocking sockets, buffered streams, TCP and HTTP servers."""
+from .socket import Socket
+from .stream import DEFAULT_LIMIT, IncompleteRead, LimitOverrun, Stream
+from .tcp import Server, listen, open_connection, serve_tcp
+
+__all__ = ["Socket", "Stream", "IncompleteRead", "LimitOverrun", "DEFAULT_LIMIT", "Server",
+           "listen", "open_connection", "serve_tcp"]

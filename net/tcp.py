@@ -1,0 +1,187 @@
+"""TCP: ``open_connection``, ``serve_tcp`` and the ``Server`` it returns."""
+import logging
+import socket as _socket
+
+from kernel import Cancelled, Event, Semaphore, TaskGroup, sleep, spawn, timeout_after
+
+from .socket import Socket
+from .stream import DEFAULT_LIMIT, Stream
+
+log = logging.getLogger("genloop.net")
+
+#: Listen backlog: Linux caps it at net.core.somaxconn (4096 on current kernels).
+DEFAULT_BACKLOG = 4096
+#: Connections taken per wake-up of the accept loop before others get a turn.
+ACCEPT_BATCH = 64
+
+
+def _tune(sock: _socket.socket) -> None:
+    if sock.family in (_socket.AF_INET, _socket.AF_INET6):
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)   # as asyncio does
+
+
+def open_connection(host: str, port: int, *, timeout: float | None = None, limit: int = DEFAULT_LIMIT):
+    """Connect to ``host:port`` and return a ``Stream`` (``Timeout`` past ``timeout`` s)."""
+    if timeout is not None:
+        return (yield from timeout_after(timeout, open_connection, host, port, limit=limit))
+    infos = _socket.getaddrinfo(host, port, type=_socket.SOCK_STREAM) if not _is_ip(host) else \
+        [(_socket.AF_INET6 if ":" in host else _socket.AF_INET, None, None, None, (host, port))]
+    err = None
+    for family, *_, addr in infos:
+        sock = Socket.tcp(family)
+        try:
+            yield from sock.connect(addr)
+        except BaseException as e:
+            sock.close()
+            if not isinstance(e, OSError):
+                raise
+            err = e
+            continue
+        _tune(sock.sock)
+        return Stream(sock, limit=limit, peer=addr)
+    raise err or OSError(f"cannot resolve {host!r}")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        _socket.inet_pton(_socket.AF_INET6 if ":" in host else _socket.AF_INET, host)
+    except OSError:
+        return False
+    return True
+
+
+def listen(host: str, port: int, *, backlog: int = DEFAULT_BACKLOG, reuse_port: bool = False) -> Socket:
+    """A listening ``Socket`` on ``host:port`` (port 0 picks a free port)."""
+    family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
+    sock = _socket.socket(family, _socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return Socket(sock)
+
+
+class Server:
+    """A listening TCP server: one task per connection, running ``handler(stream)``.
+
+    A handler's exception is logged and closes only its own connection.
+    """
+
+    def __init__(self, handler, listener: Socket, *, dispatcher=None, max_connections=None,
+                 limit=DEFAULT_LIMIT, name="tcp"):
+        self.handler = handler
+        self.listener = listener
+        self.dispatcher = dispatcher
+        self.limit = limit
+        self.name = name
+        self.port = listener.sock.getsockname()[1]
+        self.address = listener.sock.getsockname()
+        self.connections = TaskGroup()
+        self._slots = Semaphore(max_connections) if max_connections else None
+        self._closed = Event()
+        self._acceptor = None
+        self.accepted = 0
+
+    def __repr__(self):
+        return f"<Server {self.name} on {self.address[0]}:{self.port}>"
+
+    def _accept_loop(self):
+        lsock = self.listener.sock
+        wait_read = self.listener._wait_read
+        slots = self._slots
+        spawn_conn = self.connections.spawn
+        handle = self._handle
+        dispatcher = self.dispatcher
+        while True:
+            if slots is not None:
+                yield from slots.acquire()
+            for _ in range(ACCEPT_BATCH):
+                try:
+                    conn, addr = lsock.accept()
+                except BlockingIOError:
+                    yield wait_read
+                    break
+                except OSError as e:   # EMFILE and friends: back off, keep serving
+                    log.error("%r: accept failed: %s", self, e)
+                    yield from sleep(0.1)
+                    break
+                _tune(conn)
+                self.accepted += 1
+                yield from spawn_conn(handle, conn, addr, dispatcher=dispatcher, name=f"{self.name}:{addr[1]}")
+                if slots is not None:
+                    break
+
+    def _handle(self, conn, addr):
+        sock = Socket(conn)
+        stream = Stream(sock, limit=self.limit, peer=addr)
+        try:
+            yield from self.handler(stream)
+        except Cancelled:
+            raise
+        except (ConnectionError, OSError) as e:
+            log.debug("%r: connection from %s ended: %s", self, addr, e)
+        except Exception:
+            log.exception("%r: handler failed for %s; closing that connection", self, addr)
+        finally:
+            sock.close()
+            if self._slots is not None:
+                self._slots.release()
+
+    def start(self):
+        """Start accepting (``serve_tcp`` does this)."""
+        self._acceptor = yield from spawn(self._accept_loop, name=f"{self.name}-accept")
+        return self
+
+    def close(self) -> None:
+        """Stop accepting; connections already open go on."""
+        if self._closed.is_set():
+            return
+        if self._acceptor is not None:
+            self._acceptor.cancel()
+        self.listener.close()
+        self._closed.set()
+
+    def serve_forever(self):
+        """Wait until the server is closed; cancelling this shuts it down at once."""
+        try:
+            yield from self._closed.wait()
+        except Cancelled:
+            yield from self.shutdown(0)
+            raise
+
+    def shutdown(self, grace: float = 0.0):
+        """Stop accepting, give connections ``grace`` seconds to finish, then cancel them."""
+        self.close()
+        if self._acceptor is not None:
+            yield from self._acceptor.wait_done()
+        if grace > 0:
+            done = yield from spawn(self.connections.join)
+            try:
+                yield from timeout_after(grace, done.wait_done)
+            except TimeoutError:
+                pass
+        self.connections.cancel()
+        try:
+            yield from self.connections.join()
+        except Exception:  # noqa: BLE001 - handler errors were logged as they happened
+            pass
+
+
+def serve_tcp(handler, host: str = "127.0.0.1", port: int = 0, *, dispatcher=None,
+              backlog: int = DEFAULT_BACKLOG, max_connections: int | None = None,
+              reuse_port: bool = False, limit: int = DEFAULT_LIMIT):
+    """Listen on ``host:port`` and serve each connection with ``handler(stream)``.
+
+    Use as ``server = yield from serve_tcp(handle, "127.0.0.1", 0)``; the
+    returned ``Server`` is already accepting (``server.port`` is the real
+    port). Handlers run on ``dispatcher`` (default: the caller's).
+    ``max_connections`` leaves further clients waiting in the backlog.
+    """
+    listener = listen(host, port, backlog=backlog, reuse_port=reuse_port)
+    server = Server(handler, listener, dispatcher=dispatcher, max_connections=max_connections, limit=limit)
+    return (yield from server.start())
