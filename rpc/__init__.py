@@ -1,0 +1,10 @@
+"""genloop's msgpack-rpc: a sans-IO protocol, a multiplexed client, a server."""
+from .client import BlockingClient, Client, connect
+from .errors import ConnectionLost, RemoteError, RPCError
+from .peer import Peer, Registry
+from .protocol import Connection, Notification, ProtocolError, Request, Response
+from .server import Server
+
+__all__ = ["connect", "Client", "BlockingClient", "Server", "Peer", "Registry", "RemoteError",
+           "ConnectionLost", "RPCError", "ProtocolError", "Connection", "Request", "Response",
+           "Notification"]

@@ -1,0 +1,76 @@
+"""Clients: ``connect`` (coroutines) and ``BlockingClient`` (plain threads)."""
+import socket
+import threading
+
+import msgpack
+
+from net import open_connection
+
+from .errors import ConnectionLost, RemoteError
+from .peer import Peer, Registry
+from .protocol import Connection, Response
+
+Client = Peer   # a client is the connecting end of a Peer: call, notify, call_cb, close
+
+
+def connect(host: str, port: int, *, timeout: float | None = None, methods: Registry | None = None,
+            dispatcher=None):
+    """Connect to a msgpack-rpc server; returns a started ``Client`` (a trap).
+
+    Many coroutines may share it: each ``call`` is matched to its answer by
+    msgid, whatever order the answers come in. ``methods`` lets the server
+    call back into this client on the same connection.
+    """
+    stream = yield from open_connection(host, port, timeout=timeout)
+    peer = Peer(stream, methods, dispatcher=dispatcher, name=f"rpc-client:{host}:{port}")
+    return (yield from peer.start())
+
+
+class BlockingClient:
+    """A msgpack-rpc client for plain threads: each ``call`` blocks its thread.
+
+    Calls are serialised by a lock (one request on the wire at a time); give
+    each thread its own client for parallel calls.
+    """
+
+    def __init__(self, host: str, port: int, *, timeout: float | None = None):
+        self._sock = socket.create_connection((host, port), timeout=timeout)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._proto = Connection()
+        self._lock = threading.Lock()
+        self._inbox = []
+
+    def call(self, method: str, *args, timeout: float | None = None):
+        with self._lock:
+            msgid, data = self._proto.send_request(method, args)
+            self._sock.settimeout(timeout)
+            try:
+                self._sock.sendall(data)
+                while True:
+                    for msg in self._inbox:
+                        if isinstance(msg, Response) and msg.msgid == msgid:
+                            self._inbox.remove(msg)
+                            if msg.error is not None:
+                                raise RemoteError(msg.error, method)
+                            return msg.result
+                    chunk = self._sock.recv(65536)
+                    if not chunk:
+                        raise ConnectionLost(f"{method}: the server closed the connection")
+                    self._inbox.extend(self._proto.receive_data(chunk))
+            except socket.timeout:
+                raise TimeoutError(f"{method} timed out after {timeout} s") from None
+            except (ConnectionResetError, BrokenPipeError) as e:
+                raise ConnectionLost(f"{method}: {e}") from e
+
+    def notify(self, method: str, *args) -> None:
+        with self._lock:
+            self._sock.sendall(msgpack.packb([2, method, list(args)], use_bin_type=True))
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

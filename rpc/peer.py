@@ -1,0 +1,334 @@
+"""Peer: one msgpack-rpc connection, either end.
+
+Both ends can call, notify and answer on the same connection, as the spec
+allows. One reader task decodes what arrives: responses go to their callers
+by msgid, requests to the registered methods. One writer task sends what
+callers and handlers queue, so the calls made by every coroutine that ran
+since the last send leave in one system call.
+"""
+import logging
+import threading
+import types
+
+from kernel import Cancelled, Dispatchers, Event, park, spawn, timeout_after, with_context
+from kernel.traps import PARKED
+from net import Stream
+
+from .errors import ConnectionLost, RemoteError
+from .protocol import Connection, Notification, ProtocolError, Request, Response
+
+log = logging.getLogger("genloop.rpc")
+
+#: Bytes per recv: a 64 KiB read holds ~2,000 small messages.
+READ_SIZE = 64 * 1024
+#: Queued output above which the reader stops taking new requests (back-pressure).
+HIGH_WATER = 4 * 1024 * 1024
+
+PLAIN, COROUTINE, BLOCKING = "plain", "coroutine", "blocking"
+
+
+class Method:
+    """A registered method and how it runs: inline, as a coroutine, or on IO."""
+
+    __slots__ = ("fn", "kind", "with_peer")
+
+    def __init__(self, fn, kind, with_peer):
+        self.fn, self.kind, self.with_peer = fn, kind, with_peer
+
+
+def method_kind(fn, blocking: bool) -> str:
+    import inspect
+    if inspect.isgeneratorfunction(fn) or inspect.iscoroutinefunction(fn):
+        if blocking:
+            raise ValueError("only plain functions can be marked blocking")
+        return COROUTINE
+    return BLOCKING if blocking else PLAIN
+
+
+class Registry(dict):
+    """name -> Method, with a decorator form."""
+
+    def register(self, name, fn=None, *, blocking=False, with_peer=False):
+        """Register ``fn`` as ``name`` (or use as ``@registry.register("name")``).
+
+        Generator functions run as coroutines, one task per request; plain
+        functions run inline in the reader (keep them quick) or, marked
+        ``blocking``, on ``Dispatchers.IO``. ``with_peer`` passes the calling
+        ``Peer`` first, so a method can call back into its caller.
+        """
+        if fn is None:
+            return lambda f: self.register(name, f, blocking=blocking, with_peer=with_peer) or f
+        self[name] = Method(fn, method_kind(fn, blocking), with_peer)
+        return fn
+
+
+class _Call:
+    """A call in flight: the parked caller, or a callback, or the early answer."""
+
+    __slots__ = ("task", "callback", "done", "error", "result", "method")
+
+    def __init__(self, method, callback=None):
+        self.task = None
+        self.callback = callback
+        self.done = False
+        self.error = self.result = None
+        self.method = method
+
+
+class Peer:
+    """A msgpack-rpc endpoint over a ``Stream``; start it with ``start()``."""
+
+    def __init__(self, stream: Stream, methods: Registry | None = None, *, dispatcher=None, name="rpc"):
+        self.stream = stream
+        self.sock = stream.socket
+        self.methods = methods if methods is not None else Registry()
+        self.dispatcher = dispatcher
+        self.name = name
+        self._proto = Connection()
+        self._lock = threading.Lock()     # the packer, the pending table, the output buffer
+        self._pending = {}
+        self._out = bytearray()
+        self._kicked = False
+        self._wakeup = Event()
+        self._drained = Event()
+        self._drained.set()
+        self._lost = None
+        self.closed = Event()
+        self._reader = self._writer = None
+
+    def __repr__(self):
+        return f"<Peer {self.name} {self.stream.peer}>"
+
+    def start(self):
+        """Start the reader and writer tasks (a trap)."""
+        self._reader = yield from spawn(self._read_loop, name=f"{self.name}-reader")
+        self._writer = yield from spawn(self._write_loop, name=f"{self.name}-writer")
+        return self
+
+    # -- calling -------------------------------------------------------------
+    def _send_request(self, method, params, call):
+        with self._lock:
+            if self._lost is not None:
+                raise ConnectionLost(f"{method}: {self._lost}")
+            msgid, data = self._proto.send_request(method, params)
+            self._pending[msgid] = call
+            self._queue_locked(data)
+        return msgid
+
+    @types.coroutine
+    def call(self, method: str, *args, timeout: float | None = None):
+        """Call ``method(*args)`` on the peer and return its result (a trap).
+
+        Raises ``RemoteError`` if it failed there, ``ConnectionLost`` if the
+        connection drops first, ``Timeout`` after ``timeout`` seconds (the
+        call is then forgotten: a late answer is dropped).
+        """
+        call = _Call(method)
+        msgid = self._send_request(method, args, call)
+        if timeout is not None:
+            return (yield from timeout_after(timeout, self._wait, msgid, call))
+        return (yield from self._wait(msgid, call))
+
+    @types.coroutine
+    def _wait(self, msgid, call):
+        def arm(task):
+            with self._lock:
+                if not call.done:
+                    call.task = task
+                    return PARKED
+            return self._outcome(call)
+
+        def abort(task):
+            with self._lock:
+                if self._pending.get(msgid) is call:
+                    del self._pending[msgid]      # forgotten: a late answer is dropped
+                    return True
+                return False
+
+        return (yield from park(arm, abort))
+
+    @staticmethod
+    def _outcome(call):
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def call_cb(self, method: str, args, callback) -> None:
+        """Callback style: send the call now; later ``callback(result, error)`` runs in the reader.
+
+        ``error`` is None on success, else the ``RemoteError`` or
+        ``ConnectionLost``. A plain function: no ``yield from``.
+        """
+        call = _Call(method, callback)
+        try:
+            self._send_request(method, args, call)
+        except ConnectionLost as e:
+            callback(None, e)
+
+    def notify(self, method: str, *args) -> None:
+        """Send a notification (no answer comes back)."""
+        with self._lock:
+            if self._lost is not None:
+                raise ConnectionLost(f"{method}: {self._lost}")
+            self._queue_locked(self._proto.send_notification(method, args))
+
+    # -- sending -------------------------------------------------------------
+    def _queue_locked(self, data):
+        self._out += data
+        if not self._kicked:
+            self._kicked = True
+            self._wakeup.set()
+
+    def _write_loop(self):
+        sock = self.sock
+        try:
+            while True:
+                yield from self._wakeup.wait()
+                with self._lock:
+                    self._wakeup.clear()
+                    self._kicked = False
+                    data, self._out = self._out, bytearray()
+                if data:
+                    yield from sock.sendall(data)
+                if not self._out:
+                    self._drained.set()
+        except OSError as e:
+            self._lose(e)
+
+    # -- receiving -----------------------------------------------------------
+    def _read_loop(self):
+        recv = self.sock.recv
+        proto = self._proto
+        try:
+            while True:
+                data = yield from recv(READ_SIZE)
+                if not data:
+                    self._lose(ConnectionLost("the peer closed the connection"))
+                    return
+                for msg in proto.receive_data(data):
+                    cls = msg.__class__
+                    if cls is Response:
+                        self._answer(msg)
+                    elif cls is Request:
+                        yield from self._dispatch(msg.msgid, msg.method, msg.params)
+                    else:
+                        yield from self._dispatch(None, msg.method, msg.params)
+                if len(self._out) > HIGH_WATER:
+                    self._drained.clear()
+                    yield from self._drained.wait()
+        except ProtocolError as e:
+            log.warning("%r: dropping the connection: %s", self, e)
+            self._lose(ConnectionLost(f"protocol error: {e}"))
+        except OSError as e:
+            self._lose(ConnectionLost(str(e)))
+        except Cancelled:
+            self._lose(ConnectionLost("the connection was closed"))
+            raise
+
+    def _answer(self, msg):
+        with self._lock:
+            call = self._pending.pop(msg.msgid, None)
+            if call is None:
+                return       # timed out and forgotten, or never ours: drop it
+            if msg.error is not None:
+                call.error = RemoteError(msg.error, call.method)
+            else:
+                call.result = msg.result
+            call.done = True
+            task = call.task
+        if task is not None:
+            if call.error is None:
+                task.wake(call.result)
+            else:
+                task.wake_exc(call.error)
+        elif call.callback is not None:
+            self._run_callback(call)
+
+    @staticmethod
+    def _run_callback(call):
+        try:
+            call.callback(call.result, call.error)
+        except Exception:
+            log.exception("rpc callback for %s failed", call.method)
+
+    def _dispatch(self, msgid, name, params):
+        """Run one incoming request or notification (inline, or in its own task)."""
+        method = self.methods.get(name)
+        if method is None:
+            if msgid is not None:
+                self._respond(msgid, ["NoMethodError", f"unknown method {name!r}"], None)
+            else:
+                log.warning("%r: notification for unknown method %r dropped", self, name)
+            return
+        if method.with_peer:
+            params = [self, *params]
+        if method.kind is PLAIN:
+            try:
+                result = method.fn(*params)
+            except Exception as e:
+                self._fail(msgid, name, e)
+            else:
+                if msgid is not None:
+                    self._respond(msgid, None, result)
+            return
+        yield from spawn(self._serve, msgid, name, method, params,
+                         dispatcher=self.dispatcher, name=f"{self.name}:{name}")
+
+    def _serve(self, msgid, name, method, params):
+        try:
+            if method.kind is BLOCKING:
+                result = yield from with_context(Dispatchers.IO, method.fn, *params)
+            else:
+                result = yield from method.fn(*params)
+        except Exception as e:
+            self._fail(msgid, name, e)
+        else:
+            if msgid is not None:
+                self._respond(msgid, None, result)
+
+    def _fail(self, msgid, name, exc):
+        if msgid is None:
+            log.warning("%r: notification %s failed: %r", self, name, exc)
+        else:
+            self._respond(msgid, [type(exc).__name__, str(exc)], None)
+
+    def _respond(self, msgid, error, result):
+        with self._lock:
+            if self._lost is not None:
+                return
+            try:
+                data = self._proto.send_response(msgid, error, result)
+            except (TypeError, ValueError, OverflowError) as e:
+                data = self._proto.send_response(msgid, ["TypeError", f"result not serialisable: {e}"], None)
+            self._queue_locked(data)
+
+    # -- ending --------------------------------------------------------------
+    def _lose(self, exc):
+        """Fail every pending call with ``ConnectionLost``; idempotent."""
+        with self._lock:
+            if self._lost is not None:
+                return
+            self._lost = exc if isinstance(exc, ConnectionLost) else ConnectionLost(str(exc))
+            pending, self._pending = self._pending, {}
+        lost = self._lost
+        for call in pending.values():
+            call.error = lost
+            call.done = True
+            if call.task is not None:
+                call.task.wake_exc(ConnectionLost(f"{call.method}: {lost}"))
+            elif call.callback is not None:
+                self._run_callback(call)
+        self._drained.set()
+        self.closed.set()
+        if self._writer is not None:
+            self._writer.cancel()
+        if self._reader is not None:
+            self._reader.cancel()
+        self.stream.close()
+
+    def close(self) -> None:
+        """Close the connection; calls in flight fail with ``ConnectionLost``."""
+        self._lose(ConnectionLost("the connection was closed"))
+
+    def wait_closed(self):
+        yield from self.closed.wait()

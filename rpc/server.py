@@ -1,0 +1,53 @@
+"""The msgpack-rpc server: methods in a ``Registry``, one ``Peer`` per connection."""
+import net
+
+from .peer import Peer, Registry
+
+
+class Server:
+    """Serve registered methods to every client that connects.
+
+    Requests on one connection run concurrently and their answers leave as
+    they finish, out of order; a failing method becomes an error response and
+    the server goes on.
+    """
+
+    def __init__(self, *, dispatcher=None, name="rpc"):
+        self.methods = Registry()
+        self.dispatcher = dispatcher
+        self.name = name
+        self.tcp = None
+        self.peers = set()
+
+    def register(self, name, fn=None, *, blocking=False, with_peer=False):
+        """See ``Registry.register``; also usable as a decorator."""
+        return self.methods.register(name, fn, blocking=blocking, with_peer=with_peer)
+
+    method = register
+
+    def _connection(self, stream):
+        peer = Peer(stream, self.methods, dispatcher=self.dispatcher, name=f"{self.name}-peer")
+        self.peers.add(peer)
+        try:
+            yield from peer.start()
+            yield from peer.wait_closed()
+        finally:
+            self.peers.discard(peer)
+            peer.close()
+
+    def start(self, host: str = "127.0.0.1", port: int = 0, **tcp_options):
+        """Listen and start serving (a trap); returns the ``net.Server`` (``.port``)."""
+        self.tcp = yield from net.serve_tcp(self._connection, host, port, dispatcher=self.dispatcher,
+                                            **tcp_options)
+        self.tcp.name = self.name
+        return self.tcp
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0, **tcp_options):
+        """Start, then serve until cancelled."""
+        server = yield from self.start(host, port, **tcp_options)
+        yield from server.serve_forever()
+
+    def shutdown(self, grace: float = 0.0):
+        """Stop accepting; let calls finish for ``grace`` seconds, then close every connection."""
+        if self.tcp is not None:
+            yield from self.tcp.shutdown(grace)
