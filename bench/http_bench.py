@@ -1,0 +1,153 @@
+"""HTTP (or echo) throughput and latency of each server style, side by side.
+
+    python -m bench.http_bench                                  # every style, 100 and 1000 conns
+    python -m bench.http_bench --styles asyncio_streams,nginx --duration 2 --rounds 1
+    python -m bench.http_bench --mode echo --conns 100          # echo needs bench.loadgen
+    python -m bench.http_bench --json results.json
+
+For each style: start the server pinned to CPU 0 (`bench.servers`), then for
+each concurrency run the client pinned to CPU 1 `--rounds` times for
+`--duration` seconds, and report the median of the rounds: requests/s, p50
+and p99 latency, errors, and the ratio of requests/s to asyncio_streams. The
+client is `wrk` (one thread, `--latency`) when installed, otherwise
+`bench.loadgen`, whose numbers are lower and not comparable with wrk's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+
+from bench import servers
+
+FD_MARGIN = 64  # files besides the connections
+CLIENT_GRACE = 30.0  # seconds a client may run past --duration (connecting, reporting)
+TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}  # as wrk prints them
+
+
+@dataclass
+class Sample:
+    rps: float
+    p50: float  # seconds
+    p99: float
+    errors: int
+
+
+@dataclass
+class Row(Sample):
+    style: str
+    conns: int
+    ratio: float | None  # rps / the baseline's rps at the same concurrency
+
+
+def client_command(client: str, port: int, mode: str, conns: int, duration: float) -> list[str]:
+    pinned = ["taskset", "-c", str(servers.CLIENT_CPU)]
+    if client == "wrk":
+        return [*pinned, "wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency",
+                f"http://127.0.0.1:{port}/"]
+    return [*pinned, sys.executable, "-m", "bench.loadgen", "--port", str(port), "--mode", mode,
+            "-c", str(conns), "-d", str(duration), "--json"]
+
+
+def parse_wrk(output: str) -> Sample:
+    def seconds(percent: str) -> float:
+        value, unit = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M).groups()
+        return float(value) * TIME_UNITS[unit]
+
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    bad_status = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = sum(map(int, socket_errors.groups())) if socket_errors else 0
+    return Sample(rps=float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1]), p50=seconds("50"),
+                  p99=seconds("99"), errors=errors + (int(bad_status[1]) if bad_status else 0))
+
+
+def parse_loadgen(output: str) -> Sample:
+    result = json.loads(output)
+    return Sample(rps=result["rps"], p50=result["p50"], p99=result["p99"], errors=result["errors"])
+
+
+def measure(client: str, port: int, mode: str, conns: int, duration: float) -> Sample:
+    output = subprocess.run(client_command(client, port, mode, conns, duration), capture_output=True,
+                            text=True, check=True, timeout=duration + CLIENT_GRACE).stdout
+    return parse_wrk(output) if client == "wrk" else parse_loadgen(output)
+
+
+def bench_style(style: str, args) -> list[Row]:
+    rows = []
+    with servers.running(style, args.mode) as server:
+        for conns in args.conns:
+            samples = [measure(args.client, server.port, args.mode, conns, args.duration)
+                       for _ in range(args.rounds)]
+            rows.append(Row(style=style, conns=conns, ratio=None,
+                            **{field: statistics.median(getattr(s, field) for s in samples)
+                               for field in ("rps", "p50", "p99", "errors")}))
+            print(f"  {style} @ {conns}: {rows[-1].rps:,.0f} req/s", file=sys.stderr, flush=True)
+    return rows
+
+
+def add_ratios(rows: list[Row]) -> None:
+    baseline = {row.conns: row.rps for row in rows if row.style == servers.BASELINE}
+    for row in rows:
+        if baseline.get(row.conns):
+            row.ratio = row.rps / baseline[row.conns]
+
+
+def print_table(rows: list[Row]) -> None:
+    print(f"{'style':<20} {'conns':>6} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+          f"{'vs ' + servers.BASELINE:>20}")
+    for row in rows:
+        ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
+        print(f"{row.style:<20} {row.conns:>6} {row.rps:>10,.0f} {row.p50 * 1e3:>8.2f} "
+              f"{row.p99 * 1e3:>8.2f} {row.errors:>7g} {ratio:>20}")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--styles", help=f"comma-separated, from: {', '.join(servers.STYLES)} "
+                                         "(default: all that serve --mode)")
+    parser.add_argument("--conns", default="100,1000", help="comma-separated concurrencies")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per point; the median is shown")
+    parser.add_argument("--mode", choices=("http", "echo"), default="http")
+    parser.add_argument("--client", choices=("auto", "wrk", "loadgen"), default="auto",
+                        help="auto: wrk for http when installed, else bench.loadgen")
+    parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    args = parser.parse_args()
+    args.styles = args.styles.split(",") if args.styles else servers.styles_for(args.mode)
+    if unknown := [s for s in args.styles if s not in servers.styles_for(args.mode)]:
+        parser.error(f"unknown style(s) for --mode {args.mode}: {', '.join(unknown)}")
+    args.conns = [int(c) for c in args.conns.split(",")]
+    if args.client == "auto":
+        args.client = "wrk" if args.mode == "http" and shutil.which("wrk") else "loadgen"
+    elif args.client == "wrk" and args.mode != "http":
+        parser.error("wrk only speaks HTTP: use --client loadgen for echo")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    servers.raise_nofile(max(args.conns) + FD_MARGIN)
+    rows = []
+    for style in args.styles:
+        try:
+            rows += bench_style(style, args)
+        except (RuntimeError, subprocess.SubprocessError) as error:
+            print(f"  {style}: skipped: {error}", file=sys.stderr)
+    add_ratios(rows)
+    print(f"\n{args.mode}, client {args.client}, {args.duration:g} s x {args.rounds} rounds (median)")
+    print_table(rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"mode": args.mode, "client": args.client, "duration": args.duration,
+                       "rounds": args.rounds, "python": sys.version.split()[0],
+                       "rows": [asdict(row) for row in rows]}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
