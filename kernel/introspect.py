@@ -1,0 +1,83 @@
+"""Looking at tasks from outside: what a trap means in words, where a task waits.
+
+Shared by the stepper, the monitor and the tracers, so they all say the same.
+"""
+import linecache
+import os
+
+from .traps import CALL, CURRENT, IO, JOIN, PARK, READ, SLEEP, SPAWN, SWITCH
+
+_HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+_PARK_WORDS = {
+    "Event._arm": "waits for an Event",
+    "Semaphore._arm": "waits to acquire a Semaphore",
+    "Lock._arm": "waits to acquire a Lock",
+    "Queue._arm_get": "waits to get from an empty Queue",
+    "Future._arm": "waits for a Future",
+}
+
+
+def _fn_name(fn) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+def describe(trap) -> str:
+    """What a task asked the kernel for, in words ("sleeps 0.5 s")."""
+    if trap is None:
+        return "yields to let others run"
+    kind = trap[0]
+    if kind == SLEEP:
+        return f"sleeps {trap[1]:g} s"
+    if kind == IO:
+        f = trap[1]
+        fd = f if isinstance(f, int) else f.fileno()
+        return f"waits until fd {fd} is {'readable' if trap[2] == READ else 'writable'}"
+    if kind == JOIN:
+        return f"waits for task #{trap[1].id} ({trap[1].name})"
+    if kind == SWITCH:
+        return f"moves to {trap[1].name}"
+    if kind == SPAWN:
+        return f"spawns {_fn_name(trap[1])}"
+    if kind == CURRENT:
+        return "asks for its own Task"
+    if kind == CALL:
+        _, dispatcher, fn, _, seconds = trap
+        if seconds is not None:
+            return f"runs {_fn_name(fn)} with a {seconds:g} s timeout"
+        return f"runs {_fn_name(fn)} on {dispatcher.name} and waits"
+    if kind == PARK:
+        arm = trap[1]
+        owner = getattr(arm, "__self__", None)
+        key = f"{type(owner).__name__}.{getattr(arm, '__name__', '')}" if owner is not None else _fn_name(arm)
+        if key.startswith("Queue._arm_put") or "Queue._arm_put" in key:
+            return "waits to put into a full Queue"
+        if key in _PARK_WORDS:
+            return _PARK_WORDS[key]
+        if "Peer._wait" in key:
+            return "waits for an rpc answer"
+        return f"waits ({key})"
+    return repr(trap)
+
+
+def frames(task) -> list:
+    """The chain of ``yield from`` frames of a suspended task, outermost first.
+
+    Each item is ``(filename, lineno, function, source line)``.
+    """
+    out = []
+    coro = task.coro
+    while coro is not None:
+        frame = getattr(coro, "gi_frame", None) or getattr(coro, "cr_frame", None)
+        if frame is None:
+            break
+        filename, lineno = frame.f_code.co_filename, frame.f_lineno
+        out.append((filename, lineno, frame.f_code.co_name, linecache.getline(filename, lineno).strip()))
+        coro = getattr(coro, "gi_yieldfrom", None) or getattr(coro, "cr_await", None)
+    return out
+
+
+def where(task):
+    """The innermost frame of ``task`` outside the kernel: the user's line it waits on."""
+    chain = [f for f in frames(task) if not f[0].startswith(_HERE)]
+    return chain[-1] if chain else None
