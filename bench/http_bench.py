@@ -56,14 +56,20 @@ def client_command(client: str, port: int, mode: str, conns: int, duration: floa
 
 
 def parse_wrk(output: str) -> Sample:
+    def required(pattern: str) -> tuple[str, ...]:
+        if found := re.search(pattern, output, re.M):
+            return found.groups()
+        raise RuntimeError(f"unexpected wrk output (no {pattern!r}):\n{output}")
+
     def seconds(percent: str) -> float:
-        value, unit = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M).groups()
+        value, unit = required(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m|h)\s*$")
         return float(value) * TIME_UNITS[unit]
 
+    # Both lines appear only when their counts are not zero.
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     bad_status = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = sum(map(int, socket_errors.groups())) if socket_errors else 0
-    return Sample(rps=float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1]), p50=seconds("50"),
+    return Sample(rps=float(required(r"Requests/sec:\s+([\d.]+)")[0]), p50=seconds("50"),
                   p99=seconds("99"), errors=errors + (int(bad_status[1]) if bad_status else 0))
 
 
@@ -125,8 +131,8 @@ def parse_args() -> argparse.Namespace:
     args.conns = [int(c) for c in args.conns.split(",")]
     if args.client == "auto":
         args.client = "wrk" if args.mode == "http" and shutil.which("wrk") else "loadgen"
-    elif args.client == "wrk" and args.mode != "http":
-        parser.error("wrk only speaks HTTP: use --client loadgen for echo")
+    elif args.client == "wrk" and (args.mode != "http" or not shutil.which("wrk")):
+        parser.error("wrk is not installed, or --mode is echo (wrk only speaks HTTP): use --client loadgen")
     return args
 
 
