@@ -10,7 +10,7 @@ import itertools
 import logging
 import threading
 import traceback
-from types import GeneratorType
+from types import FunctionType, GeneratorType
 
 from .clock import MonotonicClock
 from .dispatchers import Dispatcher, Dispatchers
@@ -38,9 +38,12 @@ def _call(fn, args):
 
 
 def _coroutine(fn, args):
-    """``fn(*args)`` as something the kernel can step, or a TypeError that says why."""
-    coro = fn if not args and type(fn) is GeneratorType else fn(*args)
-    if type(coro) is GeneratorType or (hasattr(coro, "send") and hasattr(coro, "throw")):
+    """``fn(*args)`` (or ``fn`` itself, a generator object) as something the kernel can step."""
+    return _checked(fn if not args and hasattr(fn, "send") else fn(*args), fn)
+
+
+def _checked(coro, fn):
+    if hasattr(coro, "send") and hasattr(coro, "throw"):
         return coro
     raise TypeError(f"{fn!r} returned {coro!r}, not a generator or coroutine; "
                     "a plain function runs with with_context(dispatcher, fn)")
@@ -106,7 +109,12 @@ class Kernel:
     # -- tasks ---------------------------------------------------------------
     def new_task(self, fn, args, dispatcher, name, parent, group=None):
         """Create a task and queue it on its dispatcher."""
-        coro = _coroutine(fn, args)
+        if type(fn) is FunctionType:
+            coro = fn(*args)
+            if type(coro) is not GeneratorType:
+                coro = _checked(coro, fn)
+        else:
+            coro = _coroutine(fn, args)
         pool = self.pools.get(dispatcher) or self.pool_for(dispatcher)
         task = Task(self, coro, name, dispatcher, pool, parent)
         task._group = group
@@ -233,11 +241,9 @@ class Kernel:
             task.done = True
             watchers, task._watchers = task._watchers, None
             self.tasks.pop(task.id, None)
-        if task._name is None:
-            task._name = task.name
-        task.coro = None
-        for ins in self.instruments:
-            ins.task_exited(task)
+        if self.instruments:
+            for ins in self.instruments:
+                ins.task_exited(task)
         if watchers:
             for w in watchers:
                 w(task)
