@@ -70,6 +70,7 @@ class Kernel:
         self.main_pool = main_pool(self)
         self.pools = {Dispatchers.Main: self.main_pool}
         self.stats = {"polls": 0, "slow_steps": 0}
+        self.monitor = None                 # the live console, when run() started one
         self._handlers = (
             self._trap_spawn, self._trap_join, self._trap_sleep, self._trap_current,
             self._trap_io, self._trap_call, self._trap_switch, self._trap_park,
@@ -134,6 +135,10 @@ class Kernel:
         task._value = value
         task._exc = exc
         task._abort = None
+        if self.instruments:
+            waker = getattr(self.tls, "task", None)   # None: the poller, a timer or a plain thread
+            for ins in self.instruments:
+                ins.task_woken(task, waker)
         (task._pool or self.here()).push(task)
 
     def step(self, task):
@@ -148,12 +153,13 @@ class Kernel:
         value = task._value
         exc = task._exc
         task._value = task._exc = None
-        if task._cancel_pending and task.state == "new":
+        if task._cancel_pending and not task.steps:     # cancelled before it ever ran
             exc = self._take_cancel(task) or exc
         task.state = RUNNING
         task.steps += 1
         instruments = self.instruments
         if instruments:
+            self.tls.task = task     # the waker that task_woken reports
             for ins in instruments:
                 ins.before_step(task)
         send = task.coro.send
@@ -193,6 +199,7 @@ class Kernel:
             trap = None
             self._finish(task, None, e)
         if instruments:
+            self.tls.task = None
             for ins in instruments:
                 ins.after_step(task, trap)
 
@@ -218,6 +225,7 @@ class Kernel:
                 raise Cancelled()
             task.state = WAITING
             task.trap = trap
+            task.since = self.clock.now()    # the monitor's "waiting for how long"
             task._abort = abort
             try:
                 got = arm(task)

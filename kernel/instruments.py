@@ -17,6 +17,10 @@ class Instrument:
     def after_step(self, task, trap):
         """``task`` stopped running; ``trap`` is what it yielded (None: checkpoint or end)."""
 
+    def task_woken(self, task, waker):
+        """A parked ``task`` goes back to its run queue; ``waker`` is the task whose step woke
+        it, or None (the poller, a timer, a plain thread)."""
+
     def task_exited(self, task):
         """``task`` ended; ``task.result`` / ``task.exception`` are set."""
 

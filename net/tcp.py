@@ -84,7 +84,7 @@ class Server:
         self.connections = TaskGroup()
         self._slots = Semaphore(max_connections) if max_connections else None
         self._closed = Event()
-        self._acceptor = None
+        self._services = []
         self.accepted = 0
 
     def __repr__(self):
@@ -134,15 +134,24 @@ class Server:
 
     def start(self):
         """Start accepting (``serve_tcp`` does this)."""
-        self._acceptor = yield from spawn(self._accept_loop, name=f"{self.name}-accept")
+        yield from self.start_service(self._accept_loop, name=f"{self.name}-accept")
         return self
+
+    def start_service(self, fn, *args, name=None):
+        """Run ``fn(*args)`` as a task that lives as long as the listener: ``close`` cancels it.
+
+        The accept loop is one; a protocol adds its own (HTTP's timeout sweeper).
+        """
+        task = yield from spawn(fn, *args, name=name)
+        self._services.append(task)
+        return task
 
     def close(self) -> None:
         """Stop accepting; connections already open go on."""
         if self._closed.is_set():
             return
-        if self._acceptor is not None:
-            self._acceptor.cancel()
+        for task in self._services:
+            task.cancel()
         self.listener.close()
         self._closed.set()
 
@@ -157,8 +166,8 @@ class Server:
     def shutdown(self, grace: float = 0.0):
         """Stop accepting, give connections ``grace`` seconds to finish, then cancel them."""
         self.close()
-        if self._acceptor is not None:
-            yield from self._acceptor.wait_done()
+        for task in self._services:
+            yield from task.wait_done()
         if grace > 0:
             done = yield from spawn(self.connections.join)
             try:
