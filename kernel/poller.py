@@ -25,13 +25,37 @@ MAX_EVENTS = 1024
 
 
 class _Fd:
-    __slots__ = ("fd", "obj", "waiter", "ready")
+    """One watched fd: who waits on it, and edges that came with nobody waiting.
+
+    Index 0 is reading, 1 writing (``traps.READ``/``WRITE``); four slots rather
+    than two lists keep it at ~80 bytes, which C10K multiplies.
+    """
+
+    __slots__ = ("fd", "obj", "reader", "writer", "can_read", "can_write")
 
     def __init__(self, fd, obj):
         self.fd = fd
         self.obj = obj
-        self.waiter = [None, None]   # task waiting to read, to write
-        self.ready = [False, False]  # an edge arrived with no waiter
+        self.reader = self.writer = None
+        self.can_read = self.can_write = False
+
+    def waiter(self, mode):
+        return self.writer if mode else self.reader
+
+    def set_waiter(self, mode, task):
+        if mode:
+            self.writer = task
+        else:
+            self.reader = task
+
+    def ready(self, mode):
+        return self.can_write if mode else self.can_read
+
+    def set_ready(self, mode, flag):
+        if mode:
+            self.can_write = flag
+        else:
+            self.can_read = flag
 
 
 def _fileno(f) -> int:
@@ -75,13 +99,13 @@ class Poller:
             st = self._fds.get(fd)
             if st is None or st.obj is not f:
                 st = self._register(fd, f, st)
-            if st.ready[mode]:
-                st.ready[mode] = False
+            if st.ready(mode):
+                st.set_ready(mode, False)
                 return None
-            if st.waiter[mode] is not None:
+            if st.waiter(mode) is not None:
                 raise BusyResourceError(
                     f"another task is already waiting to {'read' if mode == READ else 'write'} fd {fd}")
-            st.waiter[mode] = task
+            st.set_waiter(mode, task)
             self.waiting += 1
             if self._sel is not None:  # pragma: no cover
                 self._sel_update(st)
@@ -90,9 +114,9 @@ class Poller:
     def abort(self, task, f, mode) -> bool:
         with self._lock:
             st = self._fds.get(_fileno(f))
-            if st is None or st.waiter[mode] is not task:
+            if st is None or st.waiter(mode) is not task:
                 return False
-            st.waiter[mode] = None
+            st.set_waiter(mode, None)
             self.waiting -= 1
             return True
 
@@ -129,7 +153,7 @@ class Poller:
             if st is None:
                 return []
             self._unregister(fd)
-            woken = [t for t in st.waiter if t is not None]
+            woken = [t for t in (st.reader, st.writer) if t is not None]
             self.waiting -= len(woken)
         err = ClosedResourceError(9, f"fd {fd} was closed while a task waited on it")
         return [(t, err) for t in woken]
@@ -159,15 +183,20 @@ class Poller:
                     continue
                 if self._ep is None:  # pragma: no cover
                     ev = (_IN if ev & selectors.EVENT_READ else 0) | (_OUT if ev & selectors.EVENT_WRITE else 0)
-                for mode, mask in ((0, _IN), (1, _OUT)):
-                    if ev & mask:
-                        t = st.waiter[mode]
-                        if t is None:
-                            st.ready[mode] = True
-                        else:
-                            st.waiter[mode] = None
-                            self.waiting -= 1
-                            woken.append(t)
+                if ev & _IN:
+                    if st.reader is None:
+                        st.can_read = True
+                    else:
+                        woken.append(st.reader)
+                        st.reader = None
+                        self.waiting -= 1
+                if ev & _OUT:
+                    if st.writer is None:
+                        st.can_write = True
+                    else:
+                        woken.append(st.writer)
+                        st.writer = None
+                        self.waiting -= 1
                 if self._sel is not None:  # pragma: no cover
                     self._sel_update(st)
         return woken
@@ -183,7 +212,7 @@ class Poller:
         """(fd, mode, task) for every waiter, for the stepper and the monitor."""
         with self._lock:
             return [(st.fd, mode, t) for st in self._fds.values()
-                    for mode, t in enumerate(st.waiter) if t is not None]
+                    for mode, t in enumerate((st.reader, st.writer)) if t is not None]
 
     def close(self):
         if self._ep is not None:
@@ -195,7 +224,7 @@ class Poller:
             os.close(self._wake_w)
 
     def _sel_update(self, st):  # pragma: no cover - selectors fallback is level-triggered
-        events = (selectors.EVENT_READ if st.waiter[0] else 0) | (selectors.EVENT_WRITE if st.waiter[1] else 0)
+        events = (selectors.EVENT_READ if st.reader else 0) | (selectors.EVENT_WRITE if st.writer else 0)
         try:
             if events:
                 try:
