@@ -190,8 +190,9 @@ class Peer:
                     data, self._out = self._out, bytearray()
                 if data:
                     yield from sock.sendall(data)
-                if not self._out:
-                    self._drained.set()
+                with self._lock:
+                    if not self._out:
+                        self._drained.set()
         except OSError as e:
             self._lose(e)
 
@@ -205,16 +206,18 @@ class Peer:
                 if not data:
                     self._lose(ConnectionLost("the peer closed the connection"))
                     return
+                served = False
                 for msg in proto.receive_data(data):
                     cls = msg.__class__
                     if cls is Response:
                         self._answer(msg)
-                    elif cls is Request:
+                        continue
+                    served = True
+                    if cls is Request:
                         yield from self._dispatch(msg.msgid, msg.method, msg.params)
                     else:
                         yield from self._dispatch(None, msg.method, msg.params)
-                if len(self._out) > HIGH_WATER:
-                    self._drained.clear()
+                if served and self._backlogged():
                     yield from self._drained.wait()
         except ProtocolError as e:
             log.warning("%r: dropping the connection: %s", self, e)
@@ -224,6 +227,21 @@ class Peer:
         except Cancelled:
             self._lose(ConnectionLost("the connection was closed"))
             raise
+
+    def _backlogged(self) -> bool:
+        """Is the output queue over HIGH_WATER? Then stop taking requests until it drains.
+
+        Only a batch that held requests may pause the reader: answers must
+        always be read, or two peers whose calls fill each other's buffers
+        would each wait for the other to read first. Checked and cleared
+        under the lock the writer sets ``_drained`` under, so a drain on
+        another thread cannot slip in between and be missed.
+        """
+        with self._lock:
+            if len(self._out) <= HIGH_WATER:
+                return False
+            self._drained.clear()
+            return True
 
     def _answer(self, msg):
         with self._lock:
@@ -308,14 +326,17 @@ class Peer:
         with self._lock:
             if self._lost is not None:
                 return
-            self._lost = exc if isinstance(exc, ConnectionLost) else ConnectionLost(str(exc))
+            lost = self._lost = exc if isinstance(exc, ConnectionLost) else ConnectionLost(str(exc))
             pending, self._pending = self._pending, {}
-        lost = self._lost
+            # Marked done under the lock, as _answer does: a caller arming on
+            # another thread then either sees done or has stored its task
+            # before we look, never neither (which would leave it parked).
+            for call in pending.values():
+                call.error = ConnectionLost(f"{call.method}: {lost}")
+                call.done = True
         for call in pending.values():
-            call.error = lost
-            call.done = True
             if call.task is not None:
-                call.task.wake_exc(ConnectionLost(f"{call.method}: {lost}"))
+                call.task.wake_exc(call.error)
             elif call.callback is not None:
                 self._run_callback(call)
         self._drained.set()
