@@ -220,6 +220,9 @@ class Peer:
                 if served and self._backlogged():
                     yield from self._drained.wait()
         except ProtocolError as e:
+            for msg in e.messages:      # answers that arrived intact before the bad bytes
+                if msg.__class__ is Response:
+                    self._answer(msg)
             log.warning("%r: dropping the connection: %s", self, e)
             self._lose(ConnectionLost(f"protocol error: {e}"))
         except OSError as e:
