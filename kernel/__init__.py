@@ -11,6 +11,7 @@ from .runner import run
 from .structured import TaskGroup, gather
 from .sync import Event, Future, Lock, Queue, Semaphore
 from .task import Task
+from .tracer import ChromeTracer
 from .traps import (checkpoint, current_task, park, sleep, spawn, switch_to, timeout_after,
                     wait_readable, wait_writable, with_context)
 from .runner import current_kernel, notify_closing
@@ -21,5 +22,5 @@ __all__ = [
     "TaskGroup", "Cancelled", "Event", "Lock", "Semaphore", "Queue", "QueueClosed",
     "QueueEmpty", "QueueFull", "Future", "Dispatcher", "Dispatchers", "MonotonicClock",
     "VirtualClock", "Instrument", "ClosedResourceError", "BusyResourceError", "park",
-    "notify_closing", "current_kernel",
+    "notify_closing", "current_kernel", "ChromeTracer",
 ]

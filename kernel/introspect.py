@@ -50,7 +50,7 @@ def describe(trap) -> str:
         arm = trap[1]
         owner = getattr(arm, "__self__", None)
         key = f"{type(owner).__name__}.{getattr(arm, '__name__', '')}" if owner is not None else _fn_name(arm)
-        if key.startswith("Queue._arm_put") or "Queue._arm_put" in key:
+        if key.startswith(("Queue._arm_put", "Queue.put.")):     # put() arms through a lambda
             return "waits to put into a full Queue"
         if key in _PARK_WORDS:
             return _PARK_WORDS[key]
@@ -77,7 +77,38 @@ def frames(task) -> list:
     return out
 
 
+def user_frames(task) -> list:
+    """``frames(task)`` without the kernel's own: the calls the user wrote and called."""
+    return [f for f in frames(task) if not f[0].startswith(_HERE)]
+
+
 def where(task):
     """The innermost frame of ``task`` outside the kernel: the user's line it waits on."""
-    chain = [f for f in frames(task) if not f[0].startswith(_HERE)]
+    chain = user_frames(task)
     return chain[-1] if chain else None
+
+
+def task_tree(tasks) -> list:
+    """``tasks`` and their ancestors (``Task.parent``) as indented lines, one per task.
+
+    Ancestors that have ended are kept, so a live task is always shown under
+    the task that spawned it; a waiting task says what it waits for.
+    """
+    shown = {}
+    for task in tasks:
+        while task is not None and task.id not in shown:
+            shown[task.id] = task
+            task = task.parent
+    children = {}
+    for task in shown.values():
+        children.setdefault(task.parent.id if task.parent is not None else None, []).append(task)
+    lines = []
+
+    def walk(parent_id, depth):
+        for task in sorted(children.get(parent_id, ()), key=lambda t: t.id):
+            waits = f": {describe(task.trap)}" if task.state == "waiting" else ""
+            lines.append(f"{'    ' * depth}#{task.id} {task.name} [{task.state}{waits}]")
+            walk(task.id, depth + 1)
+
+    walk(None, 0)
+    return lines

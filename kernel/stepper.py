@@ -193,6 +193,11 @@ class Stepper:
         return self.main.result
 
     @property
+    def workers(self) -> list:
+        """The simulated workers' names in rotation order ("Main", "Default-1", ...)."""
+        return [name for name, _ in self._workers()]
+
+    @property
     def tasks(self):
         """Live tasks by id."""
         return dict(self.kernel.tasks)
