@@ -18,6 +18,7 @@ from time import monotonic as clock_real
 from .core import Kernel, _local as _running, current_kernel
 from .dispatchers import Dispatchers
 from .errors import Cancelled
+from .monitor import start_monitor
 from .pools import MainPool, ThreadPool
 from .watchdog import Watchdog
 
@@ -30,13 +31,15 @@ SLOW_STEP = 0.1
 
 
 def run(main, *args, clock=None, instruments=(), default_threads=None, io_threads=None,
-        slow_step=SLOW_STEP):
+        slow_step=SLOW_STEP, monitor=None):
     """Run ``main(*args)`` to completion on this thread, which becomes ``Dispatchers.Main``.
 
     Returns its value or raises its exception. Before returning, every task
     still alive is cancelled and reaped and every worker thread is stopped,
     so nothing started here outlives the call. ``slow_step`` (seconds, or
     None to turn it off) is the threshold of the slow-step report on Main.
+    ``monitor`` (True, a port, or None to follow ``GENLOOP_MONITOR=1``) starts
+    the console of ``kernel.monitor`` for the length of the call.
     """
     if getattr(_running, "kernel", None) is not None:
         raise RuntimeError("a kernel is already running on this thread; use spawn() inside it")
@@ -52,12 +55,15 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
     _running.kernel = kernel
     watchdog = Watchdog(kernel, ident, slow_step) if slow_step else None
     try:
+        kernel.monitor = start_monitor(kernel, monitor)
         root = kernel.new_task(main, args, Dispatchers.Main, None, None)
         kernel.watch(root, lambda t: None)   # run() reports its outcome: no "nobody joined" log
         loop(kernel, lambda: root.done, watchdog)
         _shutdown(kernel, watchdog)
     finally:
         _running.kernel = None
+        if kernel.monitor:
+            kernel.monitor.stop()
         if watchdog:
             watchdog.stop()
         kernel.poller.close()
