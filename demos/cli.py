@@ -31,5 +31,11 @@ def demo_run(name: str = typer.Argument(..., help="a name from `genloop demo lis
     importlib.import_module(DEMOS[name][0]).demo(echo=typer.echo)
 
 
+from demos import teach_cli  # noqa: E402 - the teaching commands live in their own module
+app.command("step")(teach_cli.step)
+app.command("trace")(teach_cli.trace)
+app.command("monitor")(teach_cli.monitor)
+
+
 if __name__ == "__main__":
     app()
