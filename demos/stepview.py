@@ -70,6 +70,7 @@ class Session:
         step without stopping up to that step number.
         """
         going = "until" if until else None      # None, "until" or "continue"
+        self.console.print(Text(f"{os.path.basename(self.script)}: main() is ready to run on Main.  {KEYS}"))
         try:
             while True:
                 if going:

@@ -1,0 +1,169 @@
+"""The monitor: its commands against a live kernel, even while Main is stuck; loopback only."""
+import queue
+import socket
+import threading
+import time
+
+import pytest
+
+from kernel import Cancelled, Dispatchers, Future, Queue, current_kernel, run, sleep, spawn, with_context
+from kernel.monitor import PROMPT, Monitor, check_loopback
+from teach_helpers import genloop
+
+
+def talk(port, *commands, seconds=3.0):
+    """Send each command to the monitor on ``port``; the answers, in order."""
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds) as conn:
+        buffer = b""
+
+        def answer():
+            nonlocal buffer
+            while PROMPT not in buffer:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return buffer.decode()
+                buffer += chunk
+            text, _, buffer = buffer.partition(PROMPT)
+            return text.decode()
+
+        answer()                              # the greeting
+        out = []
+        for command in commands:
+            conn.sendall(command.encode() + b"\n")
+            out.append(answer())
+        return out
+
+
+def until(condition, seconds=3.0):
+    """Let other tasks run until ``condition()`` holds (bounded)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        yield
+
+
+def napper():
+    yield from sleep(60)
+
+
+def test_monitor_commands_against_a_live_kernel():
+    def main():
+        port = current_kernel().monitor.port
+        nap = yield from spawn(napper, name="napper")
+        getter = yield from spawn(Queue().get, name="getter", dispatcher=Dispatchers.Default)
+        yield from until(lambda: nap.state == getter.state == "waiting")
+        answers = yield from with_context(
+            Dispatchers.IO, talk, port, "ps", f"where {nap.id}", "tree", "stats", f"cancel {nap.id}",
+            "where 999", "where", "bogus", "help", "quit")
+        with pytest.raises(Cancelled):
+            yield from nap.join()
+        getter.cancel()
+        yield from getter.wait_done()
+        return nap.id, answers
+
+    nap_id, (ps, where, tree, stats, cancel, missing, usage, bogus, help_, bye) = run(main, monitor=0)
+    rows = {line.split()[1]: line for line in ps.splitlines()[2:]}    # by name, after main (#1)
+    assert ps.splitlines()[0].split() == ["id", "name", "state", "dispatcher", "steps", "waits", "for", "for"]
+    assert "waiting" in rows["napper"] and "Main" in rows["napper"] and "sleeps 60 s" in rows["napper"]
+    assert rows["napper"].rstrip().endswith(" s")                              # for how long
+    assert "Default" in rows["getter"] and "waits to get from an empty Queue" in rows["getter"]
+    assert ps.splitlines()[1].startswith("1 ") and "runs talk on IO and waits" in ps.splitlines()[1]
+    assert f"task #{nap_id} napper: waiting, sleeps 60 s" in where
+    assert "test_teach_monitor.py:" in where and "in napper" in where and "yield from sleep(60)" in where
+    assert tree.splitlines()[0].startswith("#1 ") and "[waiting: runs talk on IO and waits]" in tree
+    assert f"    #{nap_id} napper [waiting: sleeps 60 s]" in tree.splitlines()
+    assert all(name in stats for name in ("Main ", "Default ", "IO ", "poller waits:", "slow steps on Main: 0"))
+    assert cancel.strip() == f"cancel requested for task #{nap_id} napper"
+    assert "no live task #999" in missing and usage.startswith("usage: where ID")
+    assert "unknown command 'bogus'" in bogus and "cancel ID" in help_ and bye.strip() == "bye"
+
+
+def test_monitor_answers_while_main_is_blocked():
+    blocked, release = threading.Event(), threading.Event()
+    seen = {}
+
+    def client(port):
+        blocked.wait(3)
+        started = time.monotonic()
+        seen["ps"] = talk(port, "ps")[0]
+        seen["took"] = time.monotonic() - started
+        deadline = time.monotonic() + 3
+        while "slow steps on Main: 1" not in (stats := talk(port, "stats")[0]) and time.monotonic() < deadline:
+            pass
+        seen["stats"] = stats
+        release.set()
+
+    def main():
+        helper = threading.Thread(target=client, args=(current_kernel().monitor.port,))
+        helper.start()
+        blocked.set()
+        answered = release.wait(4)        # blocks Main: no step, no poll, no timer until it returns
+        helper.join()
+        return answered
+        yield  # pragma: no cover - a generator, so it runs as main
+
+    assert run(main, monitor=0) is True, "the monitor did not answer while Main was blocked"
+    main_row = seen["ps"].splitlines()[1]
+    assert main_row.startswith("1 ")
+    assert "running" in main_row and seen["took"] < 2
+    assert "slow steps on Main: 1" in seen["stats"]
+
+
+def test_monitor_refuses_any_address_but_loopback(monkeypatch):
+    for host in ("0.0.0.0", "::", "192.168.1.10", "example.com"):
+        with pytest.raises(ValueError, match="loopback only"):
+            check_loopback(host)
+    for host in ("127.0.0.1", "::1", "localhost"):
+        check_loopback(host)
+    with pytest.raises(ValueError, match="loopback only"):
+        Monitor(None, "0.0.0.0", 0)
+    monkeypatch.setenv("GENLOOP_MONITOR", "1")
+    monkeypatch.setenv("GENLOOP_MONITOR_HOST", "0.0.0.0")
+    ran = []
+
+    def main():
+        ran.append(True)
+        yield
+
+    with pytest.raises(ValueError, match="loopback only"):
+        run(main)
+    assert not ran
+
+
+def test_environment_starts_the_monitor_and_run_stops_it(monkeypatch):
+    def main():
+        monitor = current_kernel().monitor
+        return monitor and monitor.port
+        yield  # pragma: no cover
+
+    assert run(main) is None                               # off unless asked for
+    monkeypatch.setenv("GENLOOP_MONITOR", "1")
+    monkeypatch.setenv("GENLOOP_MONITOR_PORT", "0")
+    port = run(main)
+    assert port
+    with pytest.raises(ConnectionRefusedError):            # gone with run(); the thread too (fixture)
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+def test_genloop_monitor_talks_to_a_running_program():
+    done = Future()
+    ports = queue.Queue()
+
+    def main():
+        ports.put(current_kernel().monitor.port)
+        yield from done.wait()
+
+    program = threading.Thread(target=run, args=(main,), kwargs={"monitor": 0})
+    program.start()
+    try:
+        port = ports.get(timeout=3)
+        r = genloop("monitor", "--port", port, input="ps\ntree\nquit\n")
+    finally:
+        done.set_result(None)
+        program.join(5)
+    assert r.returncode == 0, r.stderr
+    assert "genloop> ps\n" in r.stdout and "genloop> tree\n#1 " in r.stdout
+    assert "main [waiting: waits for a Future]" in r.stdout
+    assert r.stdout.rstrip().endswith("bye")
+    r = genloop("monitor", "--port", port)
+    assert r.returncode == 1 and "no monitor answers" in r.stderr
