@@ -1,0 +1,21 @@
+"""Kernel test configuration: the ``concurrency`` marker and a leak check after every test."""
+import pytest
+
+from kernel import current_kernel
+from kernel_helpers import thread_names
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "concurrency: exercises cross-thread wake-ups, worker pools or races; run it many times",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _nothing_survives_run():
+    """After every test: no kernel left on this thread, no genloop worker alive."""
+    yield
+    assert current_kernel() is None, "a kernel is still registered on the test thread"
+    left = thread_names("genloop-")
+    assert not left, f"genloop threads survived run(): {left}"
