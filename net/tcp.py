@@ -11,8 +11,11 @@ log = logging.getLogger("genloop.net")
 
 #: Listen backlog: Linux caps it at net.core.somaxconn (4096 on current kernels).
 DEFAULT_BACKLOG = 4096
-#: Connections taken per wake-up of the accept loop before others get a turn.
+#: Connections accepted in a row before the accept loop lets other tasks run.
 ACCEPT_BATCH = 64
+#: Seconds to wait after accept fails (out of fds: EMFILE) before trying again;
+#: the connection stays in the backlog meanwhile.
+ACCEPT_BACKOFF = 0.1
 
 
 def _tune(sock: _socket.socket) -> None:
@@ -23,7 +26,11 @@ def _tune(sock: _socket.socket) -> None:
 def open_connection(host: str, port: int, *, timeout: float | None = None, limit: int = DEFAULT_LIMIT):
     """Connect to ``host:port`` and return a ``Stream`` (``Timeout`` past ``timeout`` s)."""
     if timeout is not None:
-        return (yield from timeout_after(timeout, open_connection, host, port, limit=limit))
+        return (yield from timeout_after(timeout, _connect, host, port, limit))
+    return (yield from _connect(host, port, limit))
+
+
+def _connect(host, port, limit):
     infos = _socket.getaddrinfo(host, port, type=_socket.SOCK_STREAM) if not _is_ip(host) else \
         [(_socket.AF_INET6 if ":" in host else _socket.AF_INET, None, None, None, (host, port))]
     err = None
@@ -91,30 +98,33 @@ class Server:
         return f"<Server {self.name} on {self.address[0]}:{self.port}>"
 
     def _accept_loop(self):
-        lsock = self.listener.sock
-        wait_read = self.listener._wait_read
+        """Accept for ever: batches of ACCEPT_BATCH, or one per free slot under max_connections."""
         slots = self._slots
+        batch = 1 if slots is not None else ACCEPT_BATCH
         spawn_conn = self.connections.spawn
         handle = self._handle
         dispatcher = self.dispatcher
         while True:
             if slots is not None:
-                yield from slots.acquire()
-            for _ in range(ACCEPT_BATCH):
-                try:
-                    conn, addr = lsock.accept()
-                except BlockingIOError:
-                    yield wait_read
-                    break
-                except OSError as e:   # EMFILE and friends: back off, keep serving
-                    log.error("%r: accept failed: %s", self, e)
-                    yield from sleep(0.1)
-                    break
+                yield from slots.acquire()     # the connection's task releases it as it ends
+            for _ in range(batch):
+                conn, addr = yield from self._accept()
                 _tune(conn)
                 self.accepted += 1
                 yield from spawn_conn(handle, conn, addr, dispatcher=dispatcher, name=f"{self.name}:{addr[1]}")
-                if slots is not None:
-                    break
+            yield                              # a turn for the others between batches
+
+    def _accept(self):
+        """The next connection, waiting for one and backing off while accept fails."""
+        lsock = self.listener.sock
+        while True:
+            try:
+                return lsock.accept()
+            except BlockingIOError:
+                yield self.listener._wait_read
+            except OSError as e:   # EMFILE and friends: back off, keep serving
+                log.error("%r: accept failed: %s", self, e)
+                yield from sleep(ACCEPT_BACKOFF)
 
     def _handle(self, conn, addr):
         sock = Socket(conn)
