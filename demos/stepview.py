@@ -100,6 +100,9 @@ class Session:
                                        f"(breakpoints: {', '.join(sorted(self.breaks))})")
                 else:
                     self.console.print(f"unknown key {command!r}; {KEYS}")
+        except RuntimeError as e:     # the stepper's own verdict, e.g. a deadlock
+            self.console.print(Text(f"stopped at step {self.stepper.number}: {e}", style="bold red"))
+            return 1
         finally:
             self.stepper.close()
 
@@ -134,7 +137,7 @@ class Session:
         lines = [f"step {e.number}  t={e.time:.3f}  {e.worker}  task #{e.task_id} {e.task_name}",
                  f"  did: {e.action}"]
         if self.chain:
-            lines.append("  at: " + " > ".join(f"{os.path.basename(f)}:{n} {fn}" for f, n, fn, _ in self.chain))
+            lines.append("  at: " + _calls(self.chain))
             lines.append(f"      {self.chain[-1][3]}")
         lines.append("  queues: " + "  ".join(f"{name} [{', '.join(q)}]" for name, q in e.queues.items()))
         lines.append("  timers: " + (", ".join(f"{d:.3f} {who}" for d, who in e.timers) or "-"))
@@ -176,11 +179,10 @@ class Session:
         mine = [f for f in self.chain if f[0] == self.script]
         filename, lineno, function, _ = (mine or self.chain)[-1]
         code = "".join(linecache.getlines(filename))
-        via = " > ".join(f"{os.path.basename(f)}:{n} {fn}" for f, n, fn, _ in self.chain)
         return Panel(Syntax(code, "python", line_numbers=True, highlight_lines={lineno},
                             line_range=(max(1, lineno - CONTEXT), lineno + CONTEXT)),
                      title=f"{os.path.basename(filename)}:{lineno} in {function}", title_align="left",
-                     subtitle=via if len(self.chain) > 1 else None, subtitle_align="left")
+                     subtitle=_calls(self.chain) if len(self.chain) > 1 else None, subtitle_align="left")
 
     def _state(self):
         e = self.event
@@ -198,3 +200,8 @@ class Session:
     def tree(self):
         lines = task_tree(self.stepper.tasks.values())
         return Panel(Text("\n".join(lines) or "no task is alive"), title="task tree", title_align="left")
+
+
+def _calls(chain) -> str:
+    """A frame chain as ``file:line function > ...``, base names only."""
+    return " > ".join(f"{os.path.basename(f)}:{n} {fn}" for f, n, fn, _ in chain)

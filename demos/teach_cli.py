@@ -35,7 +35,7 @@ def find_script(name: str) -> Path:
     path = Path(name)
     if path.is_file():
         return path
-    found = [p for p in lessons() if p.stem.startswith(name) or name in p.stem]
+    found = [p for p in lessons() if name in p.stem]
     if len(found) != 1:
         raise typer.BadParameter(f"{name!r} is neither a file nor one lesson of "
                                  f"{', '.join(p.stem for p in lessons())}")

@@ -29,7 +29,7 @@ ps          every task: id, name, state, dispatcher, steps, what it waits for an
 where ID    the chain of `yield from` frames task ID is suspended in, with source lines
 tree        the tasks as a tree (who spawned whom)
 cancel ID   cancel task ID (Cancelled is thrown in at its suspension point)
-stats       steps by dispatcher and worker, poller waits, slow steps on Main
+stats       per dispatcher: its workers, live tasks and their steps; poller waits; slow steps on Main
 help        this text
 quit        close this connection (the program goes on)"""
 

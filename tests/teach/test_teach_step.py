@@ -72,6 +72,14 @@ def test_a_lesson_on_real_sockets_steps_to_the_end(tmp_path):
     assert "waits until fd" in transcript.read_text()
 
 
+def test_a_script_by_path_and_a_deadlock_said_plainly(tmp_path):
+    script = tmp_path / "stuck.py"
+    script.write_text("from kernel import Event\n\ndef main():\n    yield from Event().wait()\n")
+    r = genloop("step", script, input="c\n")
+    assert r.returncode == 1
+    assert "stopped at step 1: deadlock" in r.stdout and "Traceback" not in r.stderr
+
+
 def test_bad_arguments_get_a_clear_message():
     r = genloop("step", "no-such-lesson")
     assert r.returncode == 2 and "01_ping_pong" in r.stderr
