@@ -1,0 +1,343 @@
+"""serve_http with real clients: http.client, curl and raw sockets."""
+import http.client
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from functools import partial
+
+import pytest
+
+import kernel
+from kernel import sleep
+from net import Response, open_connection, serve_http
+from netutil import DEADLINE, HOST, connect, recv_until_eof, server_thread
+
+pytestmark = pytest.mark.timeout(10)
+
+
+def describe(request):
+    """Echo what the server parsed, as JSON."""
+    if request.path == "/boom":
+        raise RuntimeError("the app blew up")
+    if request.path == "/slow":
+        yield from sleep(0.05)
+    body = json.dumps({
+        "method": request.method, "path": request.path, "query": request.query,
+        "params": request.params, "body": request.body.decode("latin-1"),
+        "version": request.version, "keep_alive": request.keep_alive,
+        "x": request.headers.get("x-thing"), "raw": [list(map(bytes.decode, h)) for h in request.headers],
+    }).encode()
+    return Response(200, body, (("Content-Type", "application/json"),))
+
+
+def serving(app=describe, **limits):
+    return server_thread(partial(serve_http, app, HOST, 0, **limits))
+
+
+def exchange(port: int, data: bytes) -> bytes:
+    """Send ``data`` on a fresh connection and read until the server closes."""
+    with connect(port) as sock:
+        sock.sendall(data)
+        return recv_until_eof(sock)
+
+
+def responses(raw: bytes) -> list:
+    """Split a byte stream of Content-Length responses into (status line, headers, body)."""
+    out = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+        n = int(headers.get("content-length", 0))
+        out.append((lines[0], headers, rest[:n]))
+        raw = rest[n:]
+    return out
+
+
+def test_http_client_keep_alive_requests():
+    with serving() as server:
+        conn = http.client.HTTPConnection(HOST, server.port, timeout=DEADLINE)
+        seen = []
+        for i in range(5):
+            conn.request("GET", f"/items/{i}?a=1&b=two%20words&a=3", headers={"X-Thing": str(i)})
+            r = conn.getresponse()
+            assert r.status == 200 and r.getheader("Content-Type") == "application/json"
+            seen.append(json.loads(r.read()))
+            conn.request("POST", "/echo", body=b"payload %d" % i)
+            r = conn.getresponse()
+            assert json.loads(r.read())["body"] == f"payload {i}"
+        conn.close()
+    assert server.accepted == 1                               # one connection for all ten
+    assert [s["x"] for s in seen] == ["0", "1", "2", "3", "4"]
+    first = seen[0]
+    assert first["path"] == "/items/0" and first["query"] == "a=1&b=two%20words&a=3"
+    assert first["params"] == {"a": "3", "b": "two words"}
+    assert first["version"] == "1.1" and first["keep_alive"] is True
+    assert ["X-Thing", "0"] in first["raw"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_get_and_post():
+    with serving() as server:
+        url = f"http://{HOST}:{server.port}/curl%2Fpath?q=1"
+        got = subprocess.run(["curl", "-sS", "--max-time", "5", url, url, "-d", "from curl"],
+                             capture_output=True, check=True, timeout=DEADLINE).stdout
+    first, second = got.split(b"}{")
+    assert json.loads(first + b"}")["method"] == "POST"          # -d applies to both URLs
+    assert json.loads(b"{" + second)["body"] == "from curl"
+    assert json.loads(first + b"}")["path"] == "/curl/path"
+
+
+def test_pipelined_requests_are_answered_in_order():
+    with serving() as server:
+        batch = b"".join(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(20))
+        raw = exchange(server.port, batch + b"GET /slow HTTP/1.1\r\nConnection: close\r\n\r\n")
+    got = responses(raw)
+    assert [json.loads(body)["path"] for _, _, body in got] == [f"/{i}" for i in range(20)] + ["/slow"]
+    assert got[-1][1]["connection"] == "close"
+
+
+def test_chunked_request_body():
+    with serving() as server:
+        raw = exchange(server.port, b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+                                    b"Connection: close\r\n\r\n"
+                                    b"5\r\nhello\r\n1;ext=1\r\n,\r\n6\r\n world\r\n0\r\n\r\n")
+    (status, _, body), = responses(raw)
+    assert status == "HTTP/1.1 200 OK" and json.loads(body)["body"] == "hello, world"
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent():
+    with serving() as server, connect(server.port) as sock:
+        sock.sendall(b"PUT /big HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            interim += sock.recv(1)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"12345")
+        (status, _, body), = responses(sock.recv(65536))
+    assert status == "HTTP/1.1 200 OK" and json.loads(body)["body"] == "12345"
+
+
+def test_expect_100_continue_with_a_body_too_large_gets_413_at_once():
+    with serving(max_body=100) as server:
+        raw = exchange(server.port, b"PUT /big HTTP/1.1\r\nContent-Length: 1000\r\n"
+                                    b"Expect: 100-continue\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 413 Content Too Large\r\n") or \
+        raw.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n")
+
+
+def test_head_sends_the_length_without_the_body():
+    with serving() as server:
+        conn = http.client.HTTPConnection(HOST, server.port, timeout=DEADLINE)
+        conn.request("HEAD", "/x")
+        head = conn.getresponse()
+        length = int(head.getheader("Content-Length"))
+        assert head.read() == b""
+        conn.request("GET", "/x")                     # the connection is still in sync
+        body = conn.getresponse().read()
+        conn.close()
+    assert length > 0 and json.loads(body)["method"] == "GET"
+
+
+def test_connection_close_and_http_1_0():
+    with serving() as server:
+        closed = exchange(server.port, b"GET /c HTTP/1.1\r\nConnection: close\r\n\r\n"
+                                       b"GET /never HTTP/1.1\r\n\r\n")
+        old = exchange(server.port, b"GET /old HTTP/1.0\r\n\r\n")
+        with connect(server.port) as sock:
+            sock.sendall(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            (_, headers, _), = responses(sock.recv(65536))
+            sock.sendall(b"GET /b HTTP/1.0\r\n\r\n")
+            (_, last, _), = responses(recv_until_eof(sock))
+    assert [json.loads(b)["path"] for _, _, b in responses(closed)] == ["/c"]
+    (_, h, body), = responses(old)
+    assert h["connection"] == "close" and json.loads(body)["version"] == "1.0"
+    assert headers["connection"] == "keep-alive" and last["connection"] == "close"
+
+
+def test_header_block_too_large_gets_431_and_close():
+    with serving(max_head=1024) as server:
+        whole = exchange(server.port, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n")
+        with connect(server.port) as sock:                 # a head that never ends
+            sock.sendall(b"GET / HTTP/1.1\r\nX-Big: ")
+            try:
+                for _ in range(100):
+                    sock.sendall(b"b" * 100)
+            except OSError:
+                pass                                       # the server stopped reading
+            unfinished = recv_until_eof(sock)
+    for raw in (whole, unfinished):
+        assert raw.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+        assert b"Connection: close" in raw
+
+
+def test_body_too_large_gets_413_and_close():
+    with serving(max_body=1000) as server:
+        declared = exchange(server.port, b"POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000)
+        chunked = exchange(server.port, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                           + b"400\r\n" + b"y" * 1024 + b"\r\n" + b"0\r\n\r\n")
+    for raw in (declared, chunked):
+        (status, headers, _), = responses(raw)
+        assert status.startswith("HTTP/1.1 413 ") and headers["connection"] == "close"
+
+
+def test_garbage_gets_400_and_close_after_earlier_requests_are_answered():
+    with serving() as server:
+        raw = exchange(server.port, b"GET /ok HTTP/1.1\r\n\r\nthis is not http\r\n\r\n")
+    ok, bad = responses(raw)
+    assert json.loads(ok[2])["path"] == "/ok"
+    assert bad[0] == "HTTP/1.1 400 Bad Request" and bad[1]["connection"] == "close"
+
+
+def test_app_exception_gets_500_and_the_server_goes_on(caplog):
+    with serving() as server:
+        conn = http.client.HTTPConnection(HOST, server.port, timeout=DEADLINE)
+        conn.request("GET", "/boom")
+        failed = conn.getresponse()
+        failed.read()
+        conn.request("GET", "/after")                  # the same connection goes on
+        after = conn.getresponse()
+        assert json.loads(after.read())["path"] == "/after"
+        conn.close()
+        fresh = responses(exchange(server.port, b"GET /fresh HTTP/1.1\r\nConnection: close\r\n\r\n"))
+    assert failed.status == 500
+    assert json.loads(fresh[0][2])["path"] == "/fresh"
+    assert "the app blew up" in caplog.text
+
+
+def test_idle_keep_alive_connection_is_closed_quietly():
+    with serving(idle_timeout=0.3) as server, connect(server.port) as sock:
+        sock.sendall(b"GET /once HTTP/1.1\r\n\r\n")
+        first = sock.recv(65536)
+        started = time.monotonic()
+        rest = recv_until_eof(sock)
+        idle = time.monotonic() - started
+    assert first.startswith(b"HTTP/1.1 200 OK") and rest == b""
+    assert 0.3 <= idle < 1.5
+
+
+def test_slowloris_is_cut_off_while_a_normal_client_is_served():
+    timeout = 0.3
+    with serving(header_timeout=timeout) as server, connect(server.port) as slow:
+        slow.sendall(b"GET / HTTP/1.1\r\n")
+        started = time.monotonic()
+        cut = threading.Event()
+
+        def dribble():
+            try:
+                while not cut.is_set() and time.monotonic() - started < DEADLINE:
+                    slow.sendall(b"X-Slow: 1\r\n")        # a header line every 20 ms, never done
+                    cut.wait(0.02)
+            except OSError:
+                pass
+
+        dribbler = threading.Thread(target=dribble)
+        dribbler.start()
+        t0 = time.monotonic()
+        normal = exchange(server.port, b"GET /normal HTTP/1.1\r\nConnection: close\r\n\r\n")
+        normal_took = time.monotonic() - t0
+        try:
+            leftover = recv_until_eof(slow)
+        except ConnectionResetError:
+            leftover = b""
+        lasted = time.monotonic() - started
+        cut.set()
+        dribbler.join(DEADLINE)
+    assert json.loads(responses(normal)[0][2])["path"] == "/normal"
+    assert normal_took < timeout
+    assert leftover == b""
+    assert timeout <= lasted < timeout + 1.0
+
+
+def test_many_concurrent_keep_alive_clients_from_threads():
+    clients, rounds = 40, 10
+    failures = []
+
+    def client(i):
+        try:
+            conn = http.client.HTTPConnection(HOST, port, timeout=DEADLINE)
+            for r in range(rounds):
+                conn.request("GET", f"/{i}/{r}")
+                assert json.loads(conn.getresponse().read())["path"] == f"/{i}/{r}"
+            conn.close()
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            failures.append(e)
+
+    with serving() as server:
+        port = server.port
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(DEADLINE)
+    assert failures == []
+    assert server.accepted == clients
+
+
+def test_response_headers_status_and_streamed_body():
+    def app(request):
+        if request.path == "/stream":
+            return Response(200, (part for part in (b"ab", b"", b"cde")), [(b"X-Kind", b"stream")])
+        if request.path == "/empty":
+            return Response(204, b"ignored")
+        return Response(599, b"odd", [("Connection", "close")])
+        yield
+
+    with serving(app) as server:
+        streamed = exchange(server.port, b"GET /stream HTTP/1.1\r\nConnection: close\r\n\r\n")
+        empty = exchange(server.port, b"GET /empty HTTP/1.1\r\nConnection: close\r\n\r\n")
+        odd = exchange(server.port, b"GET /odd HTTP/1.1\r\n\r\n")
+        old = exchange(server.port, b"GET /stream HTTP/1.0\r\n\r\n")
+    assert b"Transfer-Encoding: chunked\r\n" in streamed and b"X-Kind: stream\r\n" in streamed
+    assert streamed.endswith(b"\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n")
+    assert empty.startswith(b"HTTP/1.1 204 No Content\r\n") and b"Content-Length" not in empty
+    assert empty.endswith(b"\r\n\r\n")
+    assert odd.startswith(b"HTTP/1.1 599 Unknown\r\n") and odd.endswith(b"\r\n\r\nodd")
+    assert old.endswith(b"\r\n\r\nabcde") and b"Connection: close" in old
+
+
+def test_a_plain_function_app_works_too():
+    def plain(request):
+        return Response(200, request.method.encode())
+
+    with serving(plain) as server:
+        (status, _, body), = responses(exchange(server.port, b"DELETE / HTTP/1.1\r\nConnection: close\r\n\r\n"))
+    assert status == "HTTP/1.1 200 OK" and body == b"DELETE"
+
+
+def test_headers_lookup_is_case_insensitive():
+    from net import Headers
+    headers = Headers([(b"Content-Type", b"text/plain"), (b"X-A", b"1"), (b"x-a", b"2")])
+    assert headers["content-type"] == "text/plain" and headers.get("X-A") == "1"
+    assert headers.getall("x-a") == ["1", "2"] and "CONTENT-TYPE" in headers
+    assert headers[0] == (b"Content-Type", b"text/plain") and headers.get("nope") is None
+    with pytest.raises(KeyError):
+        headers["nope"]
+
+
+def test_server_close_ends_idle_keep_alive_connections():
+    def main():
+        server = yield from serve_http(describe, HOST, 0)
+        client = yield from open_connection(HOST, server.port)
+        yield from client.write_all(b"GET / HTTP/1.1\r\n\r\n")
+        head = yield from client.readuntil(b"\r\n\r\n")
+        server.close()
+        rest = yield from client.read()              # the body, then EOF: not left open
+        client.close()
+        yield from server.shutdown(0)
+        return head, rest
+
+    head, rest = kernel.run(main)
+    assert head.startswith(b"HTTP/1.1 200 OK") and json.loads(rest)["path"] == "/"
+
+
+def test_a_header_with_a_line_break_is_refused_with_500():
+    def splitter(request):
+        return Response(200, b"x", [("X-Evil", "a\r\nSet-Cookie: stolen=1")])
+
+    with serving(splitter) as server:
+        (status, headers, _), = responses(exchange(server.port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"))
+    assert status == "HTTP/1.1 500 Internal Server Error" and "set-cookie" not in headers
