@@ -3,6 +3,8 @@ from .socket import Socket
 from .stream import DEFAULT_LIMIT, IncompleteRead, LimitOverrun, Stream
 from .http import Headers, Request, Response, serve_http
 from .tcp import Server, listen, open_connection, serve_tcp
+from .workers import run_workers
 
 __all__ = ["Socket", "Stream", "IncompleteRead", "LimitOverrun", "DEFAULT_LIMIT", "Server",
-           "listen", "open_connection", "serve_tcp", "serve_http", "Request", "Response", "Headers"]
+           "listen", "open_connection", "serve_tcp", "serve_http", "Request", "Response", "Headers",
+           "run_workers"]
