@@ -59,7 +59,8 @@ function draw(zoom) {
     '<marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="6" markerHeight="6" orient="auto">' +
     '<path d="M0,0 L8,4 L0,8 z" fill="#333"/></marker>';
   const ticks = el("g", {class: "axis"}, svg), span = Math.max(1, t1 - t0);
-  const p = Math.pow(10, Math.floor(Math.log10(span / 10))), tick = [1, 2, 5, 10].map(m => m * p).find(v => v >= span / 10);
+  const p = Math.pow(10, Math.floor(Math.log10(span / 10)));
+  const tick = [1, 2, 5, 10].map(m => m * p).find(v => v >= span / 10);     // 1-2-5 steps, about ten ticks
   for (let t = 0; t <= span; t += tick) {
     el("line", {class: "tick", x1: x(t0 + t), x2: x(t0 + t), y1: TOP - 6, y2: TOP + LANE * tids.length}, ticks);
     el("text", {class: "tick-label", x: x(t0 + t) + 2, y: TOP - 8}, ticks, ms(t));
