@@ -1,17 +1,55 @@
 """The ``genloop`` command: demos, stepping, traces and benchmarks."""
+import functools
 import importlib
+import inspect
 
 import typer
+
+from demos import serving
 
 app = typer.Typer(help="genloop: a coroutine kernel of plain generators, and the demos that teach it.",
                   no_args_is_help=True, add_completion=False)
 demo_app = typer.Typer(help="Run the teaching demos.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
+run_app = typer.Typer(help="Run one demo (servers run until Ctrl-C).", no_args_is_help=True)
+demo_app.add_typer(run_app, name="run")
 
-#: name -> (module, one line on the idea it shows). Each module has ``demo(**options)``.
+#: name -> (where its ``demo(echo, **options)`` is: "module" or "module:function",
+#: one line on the idea it shows). The options become the command's options.
 DEMOS = {
     "hello": ("demos.hello", "coroutines hopping across Main, Default and IO; prints the thread of every step"),
+    "fork": ("demos.styles:fork", "a process per connection (os.fork): isolated, but a fork and megabytes per client"),
+    "threads": ("demos.styles:threads", "a thread per connection: plain blocking code, a stack and a switch per client"),
+    "event-loop": ("demos.styles:event_loop_demo", "one thread and a bare epoll loop: every socket, no thread each"),
+    "reactor": ("demos.styles:reactor_demo", "an epoll loop hands requests to a worker pool and gets replies back"),
+    "coroutines": ("demos.styles:coroutines_demo", "the same server on genloop: sequential handlers, one thread"),
 }
+
+
+def _command(target):
+    """``demo(echo, **options)`` as a typer command whose options are the demo's."""
+    module, _, function = target.partition(":")
+    demo = getattr(importlib.import_module(module), function or "demo")
+    signature = inspect.signature(demo)
+
+    @functools.wraps(demo)
+    def command(**options):
+        demo(echo=typer.echo, **options)
+
+    command.__signature__ = signature.replace(
+        parameters=[p for name, p in signature.parameters.items() if name != "echo"])
+    return command
+
+
+for _name, (_target, _idea) in DEMOS.items():
+    run_app.command(_name, help=_idea)(_command(_target))
+
+
+@run_app.callback()
+def run_options(peer: bool = typer.Option(False, "--peer", hidden=True,
+                                          help="print READY <port> once listening (bench.peers contract)")):
+    if peer:
+        serving.on_listening.append(lambda port: print(f"READY {port}", flush=True))
 
 
 @demo_app.command("list")
@@ -20,15 +58,6 @@ def demo_list():
     width = max(map(len, DEMOS))
     for name, (_, idea) in DEMOS.items():
         typer.echo(f"{name:<{width}}  {idea}")
-
-
-@demo_app.command("run")
-def demo_run(name: str = typer.Argument(..., help="a name from `genloop demo list`")):
-    """Run one demo."""
-    if name not in DEMOS:
-        typer.echo(f"no demo named {name!r}; try one of: {', '.join(DEMOS)}", err=True)
-        raise typer.Exit(2)
-    importlib.import_module(DEMOS[name][0]).demo(echo=typer.echo)
 
 
 from demos import teach_cli  # noqa: E402 - the teaching commands live in their own module

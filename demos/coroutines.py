@@ -1,0 +1,50 @@
+"""Coroutines: the same hello/echo server, written as plain sequential code on genloop.
+
+The event loop and the reactor scale because nothing blocks the loop thread,
+but their logic is cut into callbacks with the state of each client kept by
+hand. Here each connection is a task whose handler reads like the thread
+server's (read a line, write it back) while it runs on the one Main thread:
+every read that would block parks the task on epoll and lets the others run.
+
+    def echo(stream):
+        while line := (yield from stream.readline()):
+            yield from stream.write_all(line)
+
+HTTP goes through `net.serve_http` (httptools, keep-alive, pipelining) and
+answers the bytes the bare servers answer. See `demos.bare` for the `serve`
+contract.
+"""
+import threading
+
+from kernel import Event, run
+from net import serve_tcp
+from net.http import Response, serve_http
+
+from demos import bare
+
+HELLO = Response(200, b"Hello, world!", (("Content-Type", "text/plain"),))
+
+
+def hello(request):
+    return HELLO
+
+
+def echo(stream):
+    while line := (yield from stream.readline()):
+        yield from stream.write_all(line)
+
+
+def main(host, port, mode, ready, stop):
+    if mode == "http":
+        server = yield from serve_http(hello, host, port)
+    else:
+        server = yield from serve_tcp(echo, host, port)
+    ready.port = server.port
+    ready.set()
+    yield from stop.wait()
+    yield from server.shutdown()
+
+
+def serve(host, port, *, mode="http", ready=None, stop=None):
+    bare.get_mode(mode)                        # the same modes, the same refusal
+    run(main, host, port, mode, ready or threading.Event(), stop or Event())
