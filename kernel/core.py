@@ -70,6 +70,7 @@ class Kernel:
         self.main_pool = main_pool(self)
         self.pools = {Dispatchers.Main: self.main_pool}
         self.stats = {"polls": 0, "slow_steps": 0}
+        self.shutting_down = False
         self.monitor = None                 # the live console, when run() started one
         self._handlers = (
             self._trap_spawn, self._trap_join, self._trap_sleep, self._trap_current,
@@ -255,6 +256,8 @@ class Kernel:
         if watchers:
             for w in watchers:
                 w(task)
+        if self.shutting_down:
+            self.main_pool.poke()      # shutdown waits on Main for the task table to empty
         if task._group is not None:
             task._group._child_done(task)
         elif exc is not None and not watchers and not isinstance(exc, (Cancelled, GeneratorExit)):
@@ -436,6 +439,19 @@ class Kernel:
         for t, err in self.poller.forget(f):
             self.wake(t, None, err)
 
+    def workers_idle(self) -> bool:
+        """No task queued or running on any pool but Main's (for the virtual clock).
+
+        Pools are checked one by one, so a worker could push into a pool
+        already checked and then go idle; every push bumps its pool's
+        ``pushes`` counter, and reading them all before and after catches that.
+        """
+        pools = [p for p in list(self.pools.values()) if p is not None and p is not self.main_pool]
+        before = [p.pushes for p in pools]
+        if not all(p.idle() for p in pools):
+            return False
+        return [p.pushes for p in pools] == before and self.main_pool.idle()
+
     def idle(self) -> bool:
         """No task runnable anywhere and no I/O wait pending (the virtual clock may jump)."""
-        return not self.poller.waiting and all(p is None or p.idle() for p in list(self.pools.values()))
+        return not self.poller.waiting and self.workers_idle()

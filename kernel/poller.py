@@ -97,7 +97,11 @@ class Poller:
         fd = _fileno(f)
         with self._lock:
             st = self._fds.get(fd)
-            if st is None or st.obj is not f:
+            if type(f) is int:
+                # A bare number may name a new file since the last wait: re-arm
+                # it (one epoll_ctl). Pass the file object to wait for free.
+                st = self._register(fd, f, None) if st is None else self._rearm(st)
+            elif st is None or st.obj is not f:
                 st = self._register(fd, f, st)
             if st.ready(mode):
                 st.set_ready(mode, False)
@@ -130,6 +134,14 @@ class Poller:
             except FileExistsError:
                 self._ep.modify(fd, _MASK)
         self._fds[fd] = st
+        return st
+
+    def _rearm(self, st):
+        if self._ep is not None:
+            try:
+                self._ep.modify(st.fd, _MASK)
+            except FileNotFoundError:
+                self._ep.register(st.fd, _MASK)
         return st
 
     def _unregister(self, fd):

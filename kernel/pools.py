@@ -39,6 +39,7 @@ class MainPool:
         self.ident = ident
         self.name = "Main"
         self.workers = ("Main",)
+        self.pushes = 0
 
     def push(self, task, get_ident=threading.get_ident):
         task.state = "ready"
@@ -46,6 +47,7 @@ class MainPool:
             self.queue.append(task)
         else:
             with self.lock:
+                self.pushes += 1
                 self.inbox.append(task)
                 if self.sleeping:
                     self.sleeping = False
@@ -107,20 +109,25 @@ class ThreadPool:
         self.closing = False
         self.serial = 0
         self.workers = []
-        self.local = threading.local()    # .out: the batch-private list of this worker
+        self.pushes = 0
+        # .current: the task this worker is stepping; .out: where that task's
+        # own re-queue waits until the batch ends (other pushes go out at once).
+        self.local = threading.local()
 
     def push(self, task):
         task.state = "ready"
-        out = getattr(self.local, "out", None)
-        if out is not None:
-            out.append(task)
+        local = self.local
+        if getattr(local, "current", None) is task:
+            local.out.append(task)
             return
         with self.cond:
+            self.pushes += 1
             self.queue.append(task)
+            # Idle threads each take one queued task; start a thread for the rest.
+            if len(self.queue) > self.idle_count and len(self.threads) < self.size and not self.closing:
+                self._start_thread()
             if self.idle_count:
                 self.cond.notify()
-            elif len(self.threads) < self.size and not self.closing:
-                self._start_thread()
 
     def _start_thread(self):
         self.serial += 1
@@ -159,12 +166,14 @@ class ThreadPool:
             local.out = out = []
             for task in batch:
                 home = task._pool
+                local.current = task
                 step(task)
                 if home is not None and home.limited:
                     home.release()
-            local.out = None
+            local.current = None
             if out:
                 with cond:
+                    self.pushes += 1
                     queue.extend(out)
                     if self.idle_count:
                         cond.notify(len(out))
@@ -205,6 +214,7 @@ class LimitedPool:
         self.running = 0
         self.pending = deque()
         self.lock = threading.Lock()
+        self.pushes = 0
 
     @property
     def workers(self):
@@ -212,6 +222,7 @@ class LimitedPool:
 
     def push(self, task):
         with self.lock:
+            self.pushes += 1
             if self.running >= self.n:
                 task.state = "ready"
                 self.pending.append(task)

@@ -97,36 +97,56 @@ def loop(kernel, finished, watchdog=None):
             if poller.waiting or kernel.timers:
                 tick(0, poll=bool(poller.waiting))
             continue
+        # Announce the sleep before reading the timers: a timer added by a
+        # worker after this point pokes us, one added before is seen below.
+        if not pool.try_sleep():
+            continue
         timeout = kernel.next_timeout()
-        if timeout == 0 or not pool.try_sleep():
-            tick(0, poll=bool(poller.waiting))
-            continue
-        if clock.virtual and timeout and kernel.idle():
+        if timeout == 0:
             pool.woke()
-            clock.advance_to(clock.now() + timeout)
+            tick(0, poll=bool(poller.waiting))
+        elif not clock.virtual or timeout is None:
+            tick(timeout)
+            pool.woke()
+        elif not kernel.workers_idle():
+            tick(None)            # a worker's push, or its going idle, pokes us
+            pool.woke()
+        elif not poller.waiting:
+            pool.woke()
+            clock.advance_to(clock.now() + timeout)   # nothing can happen before the timer
             tick(0, poll=False)
-            continue
-        started = clock_real()
-        tick(timeout)
-        pool.woke()
-        if clock.virtual and timeout:
-            # I/O is pending, so virtual time follows real time while we poll.
+        else:
+            started = clock_real()    # I/O pending: virtual time follows real time
+            tick(timeout)
+            pool.woke()
             clock.advance_to(clock.now() + min(timeout, clock_real() - started))
             tick(0, poll=False)
 
 
 def _shutdown(kernel, watchdog):
-    with kernel.lock:
-        alive = list(kernel.tasks.values())
-    for t in alive:
-        t.cancel()
-    deadline = threading.Event()
-    timer = threading.Timer(SHUTDOWN_GRACE, lambda: (deadline.set(), kernel.main_pool.poke()))
-    timer.daemon = True
-    if alive:
+    kernel.shutting_down = True      # from now on every task's end pokes Main
+    newest = 0
+
+    def cancel_new():
+        """Cancel every task not cancelled yet, including those spawned during shutdown."""
+        nonlocal newest
+        with kernel.lock:
+            fresh = [t for i, t in kernel.tasks.items() if i > newest]
+            newest = max(kernel.tasks, default=newest)
+        for t in fresh:
+            t.cancel()
+
+    cancel_new()
+    if kernel.tasks:
+        expired = threading.Event()
+        timer = threading.Timer(SHUTDOWN_GRACE, lambda: (expired.set(), kernel.main_pool.poke()))
+        timer.daemon = True
         timer.start()
-        loop(kernel, lambda: not kernel.tasks or deadline.is_set(), watchdog)
-        timer.cancel()
+        try:
+            loop(kernel, lambda: cancel_new() or not kernel.tasks or expired.is_set(), watchdog)
+        finally:
+            timer.cancel()
+            timer.join()
     for t in list(kernel.tasks.values()):
         log.error("task #%d %r did not end within %.1f s of being cancelled at shutdown "
                   "(it is %s: %r)", t.id, t.name, SHUTDOWN_GRACE, t.state, t.trap)

@@ -24,6 +24,7 @@ class SimPool:
     """A run queue and its simulated workers: FIFO, no threads."""
 
     limited = False
+    pushes = 0        # one thread: nothing can push while the kernel looks
 
     def __init__(self, kernel, name, size, elastic=False):
         self.name = name

@@ -350,10 +350,6 @@ def test_spawn_on_something_that_is_not_a_dispatcher_fails_in_the_spawner():
 
 
 @pytest.mark.concurrency
-@pytest.mark.xfail(reason="kernel bug: a Default worker keeps every task pushed during its batch "
-                          "(spawned or woken by the running task, not only re-queued) in a "
-                          "private list until the batch ends, so idle Default threads cannot "
-                          "take it while the waker is still running", strict=True)
 @pytest.mark.parametrize("how", ["spawn", "wake"])
 def test_default_task_made_runnable_by_a_default_task_runs_in_parallel(how):
     """A task spawned or woken by a Default task that keeps running goes to an idle Default thread.

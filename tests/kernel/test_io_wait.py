@@ -279,9 +279,6 @@ def test_a_new_socket_reusing_a_closed_sockets_fd_works():
     assert run(main) == b"2"
 
 
-@pytest.mark.xfail(reason="kernel bug: the poller keys fds by number and `st.obj is f`; a new "
-                          "pipe that reuses a closed int fd is taken for the old one, never "
-                          "re-registered with epoll, and its waiter is never woken", strict=True)
 def test_a_new_pipe_reusing_a_closed_pipes_fd_works():
     def main():
         r, w = os.pipe()

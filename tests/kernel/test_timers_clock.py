@@ -354,9 +354,6 @@ def test_virtual_clock_does_not_jump_while_a_worker_task_is_runnable():
 
 
 @pytest.mark.concurrency
-@pytest.mark.xfail(reason="kernel bug: with a worker busy, Main sleeps in a real poll and on "
-                          "waking advances the VirtualClock by the real time elapsed, so "
-                          "virtual time moves while a task is runnable", strict=True)
 def test_virtual_time_stands_still_while_a_worker_task_is_runnable():
     clock = VirtualClock()
     seen = []
@@ -419,7 +416,7 @@ def test_virtual_clock_does_not_jump_during_a_blocking_call_on_io():
 
     class Polls(Instrument):
         def before_poll(self, timeout):
-            if timeout:
+            if timeout is None or timeout > 0:    # a real, blocking poll
                 polled.set()
 
     def blocking(sleeper):
@@ -444,11 +441,6 @@ def test_virtual_clock_does_not_jump_during_a_blocking_call_on_io():
 
 
 @pytest.mark.concurrency
-@pytest.mark.xfail(reason="kernel bug: Kernel.idle() checks the pools one after another without "
-                          "a common lock; a worker that wakes a Main task and then goes idle "
-                          "between the Main-pool check and its own pool's check makes idle() "
-                          "true, so the VirtualClock jumps to the next timer while a task is "
-                          "runnable", strict=True)
 def test_virtual_clock_does_not_jump_when_a_worker_hands_a_task_to_main():
     """Forces the interleaving with a profile hook on Main: Main is held at the start of the IO
     pool's idle() (after it found the Main pool idle) until the IO call has returned and its
@@ -530,11 +522,6 @@ def test_checkpoint_heavy_task_and_timer_interleave_in_order():
 
 
 @pytest.mark.concurrency
-@pytest.mark.xfail(reason="kernel bug: Main computes its poll timeout (next_timeout) before "
-                          "announcing that it sleeps (try_sleep); a timer a worker adds in "
-                          "between only poke()s a Main that is not yet 'sleeping', so Main "
-                          "polls with the stale timeout (None: forever) and the sleeper "
-                          "never wakes", strict=True)
 def test_timer_added_by_a_worker_as_main_goes_to_sleep_is_not_lost():
     """Forces the interleaving: Main is held at the start of its try_sleep() (via a profile
     hook on this thread) until a Default task has added its timer."""

@@ -120,9 +120,6 @@ def test_blocking_method_runs_on_an_io_thread_while_the_loop_serves():
     assert released is True
 
 
-@pytest.mark.xfail(strict=True, raises=RemoteError, reason=(
-    "kernel bug, reported: ThreadPool.push counts an idle IO thread once per push, so with "
-    "one idle thread every blocking call queues behind it instead of starting a thread"))
 def test_blocking_methods_overlap_on_io_threads():
     def body(port):
         client = yield from rpc.connect(HOST, port)
