@@ -72,6 +72,8 @@ class Kernel:
         self.stats = {"polls": 0, "slow_steps": 0}
         self.shutting_down = False
         self.monitor = None                 # the live console, when run() started one
+        self._arm_sleep, self._abort_sleep = self._arm_sleep, self._abort_sleep
+        self._arm_io, self._abort_io = self._arm_io, self._abort_io
         self._handlers = (
             self._trap_spawn, self._trap_join, self._trap_sleep, self._trap_current,
             self._trap_io, self._trap_call, self._trap_switch, self._trap_park,
@@ -314,31 +316,36 @@ class Kernel:
             return None if quiet else target.result
         raise target.exception
 
+    # Sleeps and I/O waits are the hot waits: their arm/abort are bound once
+    # (in __init__) and read what they need from ``task.trap``, so a wait
+    # allocates no closures. ``task._waiting`` holds the timer entry.
     def _trap_sleep(self, task, trap):
-        deadline = self.clock.now() + trap[1]
-        entry = None
+        return self.park(task, trap, self._arm_sleep, self._abort_sleep)
 
-        def arm(me):
-            nonlocal entry
-            entry = self.timers.add(deadline, me)
-            if self.timers.earliest() == deadline:
-                self.main_pool.poke()
-            return PARKED
+    def _arm_sleep(self, task):
+        entry, first = self.timers.add(task.since + task.trap[1], task)
+        task._waiting = entry
+        if first:
+            self.main_pool.poke()     # Main may be asleep with a later deadline
+        return PARKED
 
-        return self.park(task, trap, arm, lambda me: self.timers.remove(entry))
+    def _abort_sleep(self, task):
+        return self.timers.remove(task._waiting)
 
     def _trap_io(self, task, trap):
-        f, mode = trap[1], trap[2]
-        poller = self.poller
+        return self.park(task, trap, self._arm_io, self._abort_io)
 
-        def arm(me):
-            if poller.arm(me, f, mode) is None:
-                return None
-            if poller._sel is not None:  # pragma: no cover - select() must be re-armed
-                self.main_pool.poke()
-            return PARKED
+    def _arm_io(self, task):
+        trap = task.trap
+        if self.poller.arm(task, trap[1], trap[2]) is None:
+            return None
+        if self.poller.needs_poke:  # pragma: no cover - select() must be re-armed
+            self.main_pool.poke()
+        return PARKED
 
-        return self.park(task, trap, arm, lambda me: poller.abort(me, f, mode))
+    def _abort_io(self, task):
+        trap = task.trap
+        return self.poller.abort(task, trap[1], trap[2])
 
     def _trap_switch(self, task, trap):
         dispatcher = trap[1]
@@ -391,8 +398,9 @@ class Kernel:
         def arm(me):
             nonlocal timer
             if seconds is not None:
-                timer = self.timers.add(self.clock.now() + seconds, on_timeout)
-                self.main_pool.poke()
+                timer, first = self.timers.add(self.clock.now() + seconds, on_timeout)
+                if first:
+                    self.main_pool.poke()
             return PARKED if self.watch(child, waker) else outcome(child)
 
         def abort(me):

@@ -74,6 +74,7 @@ class Poller:
         self._lock = threading.Lock()
         self._fds = {}
         self.waiting = 0
+        self.needs_poke = not _EPOLL   # select() sees a new waiter only when re-entered
         if _EPOLL:
             self._ep = select.epoll()
             self._sel = None

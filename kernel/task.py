@@ -24,7 +24,7 @@ class Task:
         "id", "_name", "coro", "state", "dispatcher", "_pool", "kernel",
         "_value", "_exc", "_abort", "_cancel_pending", "_cancelled", "_lock",
         "_watchers", "_group", "result", "exception", "done", "trap", "parent",
-        "steps", "since", "__weakref__",
+        "steps", "since", "_waiting", "__weakref__",
     )
 
     def __init__(self, kernel, coro, name, dispatcher, pool, parent):
@@ -49,6 +49,7 @@ class Task:
         self.trap = None      # what the task last waited for (monitor, stepper)
         self.parent = parent
         self.steps = 0
+        self._waiting = None  # per-wait data of the kernel's own waits (a timer entry)
         self.since = 0.0      # clock time of the latest park (monitor: "waiting for how long")
 
     @property

@@ -28,8 +28,9 @@ class Timers:
         """Schedule ``action``; returns the entry (to ``remove``) and whether it is now first."""
         with self._lock:
             entry = (deadline, next(self._seq), action)
-            self._list.add(entry)
-            return entry
+            lst = self._list
+            lst.add(entry)
+            return entry, lst[0] is entry
 
     def remove(self, entry) -> bool:
         """Take ``entry`` out; False if it already fired or was removed."""
