@@ -13,8 +13,11 @@ import threading
 import time
 import traceback
 
+from .introspect import user_frames
+
 log = logging.getLogger("genloop")
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_CORE = _HERE + "core.py"
 
 ADVICE = ("move blocking calls off Main with `yield from with_context(Dispatchers.IO, fn, ...)` "
           "and CPU-heavy work with `with_context(Dispatchers.Default, fn, ...)`")
@@ -47,9 +50,7 @@ class Watchdog:
                 self._report(task, now - since)
 
     def _report(self, task, seconds):
-        frame = sys._current_frames().get(self.main_ident)
-        stack = [fs for fs in traceback.extract_stack(frame)
-                 if not fs.filename.startswith(_HERE)] if frame else []
+        stack = self._stack(task)
         where = stack[-1] if stack else None
         with self.kernel.lock:
             self.kernel.stats["slow_steps"] += 1
@@ -59,6 +60,21 @@ class Watchdog:
                     task.id, task.name, seconds, at, ADVICE)
         for ins in self.kernel.instruments:
             ins.slow_step(task, seconds, stack)
+
+    def _stack(self, task):
+        """Main's frames from the task's code inward, kernel frames left out.
+
+        While the kernel itself handles a trap for the task (say, a long run
+        of spawns), the task's generator is suspended, not on the stack: then
+        its own ``yield from`` chain says where it is.
+        """
+        frame = sys._current_frames().get(self.main_ident)
+        stack = traceback.extract_stack(frame) if frame else []
+        steps = [i for i, fs in enumerate(stack) if fs.filename == _CORE and fs.name == "step"]
+        inner = [fs for fs in stack[steps[-1] + 1:] if not fs.filename.startswith(_HERE)] if steps else []
+        if inner:
+            return inner
+        return [traceback.FrameSummary(f, n, fn, line=src) for f, n, fn, src in user_frames(task)]
 
     def stop(self):
         self._stop.set()
