@@ -454,11 +454,13 @@ class Kernel:
         already checked and then go idle; every push bumps its pool's
         ``pushes`` counter, and reading them all before and after catches that.
         """
-        pools = [p for p in list(self.pools.values()) if p is not None and p is not self.main_pool]
+        pools = [p for p in list(self.pools.values()) if p is not self.main_pool]
         before = [p.pushes for p in pools]
         if not all(p.idle() for p in pools):
             return False
-        return [p.pushes for p in pools] == before and self.main_pool.idle()
+        # A pool created meanwhile (a worker spawning onto a new dispatcher) was not checked.
+        return (len(self.pools) == len(pools) + 1 and [p.pushes for p in pools] == before
+                and self.main_pool.idle())
 
     def idle(self) -> bool:
         """No task runnable anywhere and no I/O wait pending (the virtual clock may jump)."""

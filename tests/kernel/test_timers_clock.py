@@ -491,10 +491,6 @@ def test_virtual_clock_does_not_jump_when_a_worker_hands_a_task_to_main():
 
 
 @pytest.mark.concurrency
-@pytest.mark.xfail(reason="kernel bug: Kernel.workers_idle() snapshots the pool list before "
-                          "checking it; a worker that spawns onto a dispatcher with no pool "
-                          "yet and then goes idle during the check is missed, so the "
-                          "VirtualClock jumps while the new pool's task is running", strict=True)
 def test_virtual_clock_does_not_jump_while_a_task_runs_on_a_pool_created_meanwhile():
     """Forces the interleaving with a profile hook on Main: Main is held at the start of the
     Default pool's idle() check until a Default task has spawned onto a brand-new dispatcher
