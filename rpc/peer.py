@@ -10,8 +10,8 @@ import logging
 import threading
 import types
 
-from kernel import Cancelled, Dispatchers, Event, park, spawn, timeout_after, with_context
-from kernel.traps import PARKED
+from kernel import Cancelled, Dispatchers, Event, spawn, timeout_after, with_context
+from kernel.traps import PARK, PARKED
 from net import Stream
 
 from .errors import ConnectionLost, RemoteError
@@ -63,16 +63,45 @@ class Registry(dict):
 
 
 class _Call:
-    """A call in flight: the parked caller, or a callback, or the early answer."""
+    """A call in flight: the parked caller, or a callback, or the early answer.
 
-    __slots__ = ("task", "callback", "done", "error", "result", "method")
+    It is its own park protocol (``arm``/``abort``), so waiting costs one
+    trap and no closures.
+    """
 
-    def __init__(self, method, callback=None):
+    __slots__ = ("peer", "msgid", "task", "callback", "done", "error", "result", "method")
+
+    def __init__(self, peer, method, callback=None):
+        self.peer = peer
+        self.msgid = None
         self.task = None
         self.callback = callback
         self.done = False
         self.error = self.result = None
         self.method = method
+
+    def arm(self, task):
+        with self.peer._lock:
+            if not self.done:
+                self.task = task
+                return PARKED
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def abort(self, task):
+        pending = self.peer._pending
+        with self.peer._lock:
+            if pending.get(self.msgid) is self:
+                del pending[self.msgid]       # forgotten: a late answer is dropped
+                return True
+            return False
+
+
+@types.coroutine
+def _wait(call):
+    """Wait for ``call``'s answer (a generator, for ``timeout_after``)."""
+    return (yield (PARK, call.arm, call.abort))
 
 
 class Peer:
@@ -111,9 +140,9 @@ class Peer:
             if self._lost is not None:
                 raise ConnectionLost(f"{method}: {self._lost}")
             msgid, data = self._proto.send_request(method, params)
+            call.msgid = msgid
             self._pending[msgid] = call
             self._queue_locked(data)
-        return msgid
 
     @types.coroutine
     def call(self, method: str, *args, timeout: float | None = None):
@@ -123,35 +152,11 @@ class Peer:
         connection drops first, ``Timeout`` after ``timeout`` seconds (the
         call is then forgotten: a late answer is dropped).
         """
-        call = _Call(method)
-        msgid = self._send_request(method, args, call)
+        call = _Call(self, method)
+        self._send_request(method, args, call)
         if timeout is not None:
-            return (yield from timeout_after(timeout, self._wait, msgid, call))
-        return (yield from self._wait(msgid, call))
-
-    @types.coroutine
-    def _wait(self, msgid, call):
-        def arm(task):
-            with self._lock:
-                if not call.done:
-                    call.task = task
-                    return PARKED
-            return self._outcome(call)
-
-        def abort(task):
-            with self._lock:
-                if self._pending.get(msgid) is call:
-                    del self._pending[msgid]      # forgotten: a late answer is dropped
-                    return True
-                return False
-
-        return (yield from park(arm, abort))
-
-    @staticmethod
-    def _outcome(call):
-        if call.error is not None:
-            raise call.error
-        return call.result
+            return (yield from timeout_after(timeout, _wait, call))
+        return (yield (PARK, call.arm, call.abort))     # _wait inlined: this is the hot path
 
     def call_cb(self, method: str, args, callback) -> None:
         """Callback style: send the call now; later ``callback(result, error)`` runs in the reader.
@@ -159,7 +164,7 @@ class Peer:
         ``error`` is None on success, else the ``RemoteError`` or
         ``ConnectionLost``. A plain function: no ``yield from``.
         """
-        call = _Call(method, callback)
+        call = _Call(self, method, callback)
         try:
             self._send_request(method, args, call)
         except ConnectionLost as e:
@@ -206,23 +211,22 @@ class Peer:
                 if not data:
                     self._lose(ConnectionLost("the peer closed the connection"))
                     return
-                served = False
-                for msg in proto.receive_data(data):
+                messages = proto.receive_data(data)
+                if self._answer(messages) == len(messages):
+                    continue                    # answers only: a client's every read
+                for msg in messages:
                     cls = msg.__class__
                     if cls is Response:
-                        self._answer(msg)
                         continue
-                    served = True
-                    if cls is Request:
-                        yield from self._dispatch(msg.msgid, msg.method, msg.params)
-                    else:
-                        yield from self._dispatch(None, msg.method, msg.params)
-                if served and self._backlogged():
+                    msgid = msg.msgid if cls is Request else None
+                    task = self._dispatch(msgid, msg.method, msg.params)
+                    if task is not None:
+                        yield from spawn(self._serve, msgid, msg.method, *task, dispatcher=self.dispatcher,
+                                         name=f"{self.name}:{msg.method}")
+                if self._backlogged():
                     yield from self._drained.wait()
         except ProtocolError as e:
-            for msg in e.messages:      # answers that arrived intact before the bad bytes
-                if msg.__class__ is Response:
-                    self._answer(msg)
+            self._answer(e.messages)    # answers that arrived intact before the bad bytes
             log.warning("%r: dropping the connection: %s", self, e)
             self._lose(ConnectionLost(f"protocol error: {e}"))
         except OSError as e:
@@ -246,24 +250,39 @@ class Peer:
             self._drained.clear()
             return True
 
-    def _answer(self, msg):
+    def _answer(self, messages) -> int:
+        """Hand the responses among ``messages`` to their callers; return how many there were.
+
+        One lock for the whole read, then the wake-ups outside it. A
+        response nobody waits for (timed out, cancelled, never ours) is dropped.
+        """
+        answered = []
+        count = 0
         with self._lock:
-            call = self._pending.pop(msg.msgid, None)
-            if call is None:
-                return       # timed out and forgotten, or never ours: drop it
-            if msg.error is not None:
-                call.error = RemoteError(msg.error, call.method)
-            else:
-                call.result = msg.result
-            call.done = True
-            task = call.task
-        if task is not None:
-            if call.error is None:
-                task.wake(call.result)
-            else:
-                task.wake_exc(call.error)
-        elif call.callback is not None:
-            self._run_callback(call)
+            pop = self._pending.pop
+            for msg in messages:
+                if msg.__class__ is not Response:
+                    continue
+                count += 1
+                call = pop(msg.msgid, None)
+                if call is None:
+                    continue
+                if msg.error is not None:
+                    call.error = RemoteError(msg.error, call.method)
+                else:
+                    call.result = msg.result
+                call.done = True
+                answered.append(call)
+        for call in answered:
+            task = call.task        # stable now: arm stores it only while done is False
+            if task is not None:
+                if call.error is None:
+                    task.wake(call.result)
+                else:
+                    task.wake_exc(call.error)
+            elif call.callback is not None:
+                self._run_callback(call)
+        return count
 
     @staticmethod
     def _run_callback(call):
@@ -273,27 +292,30 @@ class Peer:
             log.exception("rpc callback for %s failed", call.method)
 
     def _dispatch(self, msgid, name, params):
-        """Run one incoming request or notification (inline, or in its own task)."""
+        """Run an incoming request or notification (msgid None) if its method is plain.
+
+        Returns None when done, else ``(method, params)`` for a task to run:
+        a plain function, not a generator, so an inline call costs no frame.
+        """
         method = self.methods.get(name)
         if method is None:
             if msgid is not None:
                 self._respond(msgid, ["NoMethodError", f"unknown method {name!r}"], None)
             else:
                 log.warning("%r: notification for unknown method %r dropped", self, name)
-            return
+            return None
         if method.with_peer:
             params = [self, *params]
-        if method.kind is PLAIN:
-            try:
-                result = method.fn(*params)
-            except Exception as e:
-                self._fail(msgid, name, e)
-            else:
-                if msgid is not None:
-                    self._respond(msgid, None, result)
-            return
-        yield from spawn(self._serve, msgid, name, method, params,
-                         dispatcher=self.dispatcher, name=f"{self.name}:{name}")
+        if method.kind is not PLAIN:
+            return method, params
+        try:
+            result = method.fn(*params)
+        except Exception as e:
+            self._fail(msgid, name, e)
+        else:
+            if msgid is not None:
+                self._respond(msgid, None, result)
+        return None
 
     def _serve(self, msgid, name, method, params):
         try:
