@@ -2,7 +2,8 @@
 
 A style is a command line that follows the `bench.peers` contract (`--port`,
 `--mode`, then `READY <port>` on stdout). Servers run pinned to `SERVER_CPU`
-and load generators to `CLIENT_CPU`, so the two never fight over a core.
+and load generators to `CLIENT_CPU`, so the two never fight over a core;
+only the `UNPINNED` styles, which need more than one core, share the client's.
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ STYLES: dict[str, list[str]] = {
     "uvloop_protocol": peer("uvloop_protocol"),
     "trio_streams": peer("trio_streams"),
     "threads": peer("threads"),
-    # ---- genloop styles: one line each, e.g. "genloop": peer("genloop_http"), ----
+    "genloop": peer("genloop_http"),
+    "genloop_default": [*peer("genloop_http"), "--dispatcher", "default"],
+    "genloop_2workers": [*peer("genloop_http"), "--workers", "2"],
     "nginx": [sys.executable, "-m", "bench.nginx"],
 }
 HTTP_ONLY = {"nginx"}  # styles that cannot serve --mode echo
+UNPINNED = {"genloop_2workers"}  # styles that need more than SERVER_CPU (they share CLIENT_CPU)
 
 
 def styles_for(mode: str) -> list[str]:
@@ -53,8 +57,9 @@ class Server:
 
 @contextmanager
 def running(style: str, mode: str = "http") -> Iterator[Server]:
-    """Start `style` pinned to SERVER_CPU, wait for READY, stop it on exit."""
-    argv = ["taskset", "-c", str(SERVER_CPU), *STYLES[style], "--port", "0", "--mode", mode]
+    """Start `style` pinned to SERVER_CPU (unless UNPINNED), wait for READY, stop it on exit."""
+    pin = [] if style in UNPINNED else ["taskset", "-c", str(SERVER_CPU)]
+    argv = [*pin, *STYLES[style], "--port", "0", "--mode", mode]
     process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         yield Server(style, wait_ready(process, style), process.pid)
