@@ -3,6 +3,7 @@ from .client import BlockingClient, Client, connect
 from .errors import ConnectionLost, RemoteError, RPCError
 from .peer import Peer, Registry
 from .protocol import Connection, Notification, ProtocolError, Request, Response
+from .reconnect import Backoff, BlockingPool, ReconnectingClient
 from .server import Server
 
 __all__ = ["connect", "Client", "BlockingClient", "Server", "Peer", "Registry", "RemoteError",
