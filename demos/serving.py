@@ -95,16 +95,21 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def serve_until_interrupt(serve, host: str, port: int, *, echo, banner, **options) -> None:
-    """Serve until Ctrl-C (or SIGTERM); ``banner(serving)`` gives the lines printed once it listens."""
+def serve_until_interrupt(serve, host: str, port: int, *, echo, banner, foreground=Serving.wait,
+                          **options) -> None:
+    """Serve until Ctrl-C (or SIGTERM); ``banner(serving)`` gives the lines printed once it listens.
+
+    Meanwhile this thread runs ``foreground(serving)``: by default it waits
+    for the server; a demo may drive a client here instead.
+    """
     previous = signal.signal(signal.SIGTERM, _interrupt)   # `kill` stops it as cleanly as Ctrl-C
     try:
         with Serving(serve, host, port, **options) as serving:
+            for hook in on_listening:     # first: a reader of the READY line wants it on line one
+                hook(serving.port)
             for line in banner(serving):
                 echo(line)
-            for hook in on_listening:
-                hook(serving.port)
-            serving.wait()
+            foreground(serving)
     except KeyboardInterrupt:
         echo("stopped")
     finally:
