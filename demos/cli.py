@@ -5,12 +5,13 @@ import inspect
 
 import typer
 
-from demos import serving
+from demos import benchmarks, serving
 
 app = typer.Typer(help="genloop: a coroutine kernel of plain generators, and the demos that teach it.",
                   no_args_is_help=True, add_completion=False)
 demo_app = typer.Typer(help="Run the teaching demos.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
+app.add_typer(benchmarks.app, name="bench")
 run_app = typer.Typer(help="Run one demo (servers run until Ctrl-C).", no_args_is_help=True)
 demo_app.add_typer(run_app, name="run")
 
@@ -23,6 +24,9 @@ DEMOS = {
     "event-loop": ("demos.styles:event_loop_demo", "one thread and a bare epoll loop: every socket, no thread each"),
     "reactor": ("demos.styles:reactor_demo", "an epoll loop hands requests to a worker pool and gets replies back"),
     "coroutines": ("demos.styles:coroutines_demo", "the same server on genloop: sequential handlers, one thread"),
+    "search": ("demos.search", "an HTTP front calling three RPC backends in turn: blocking, callbacks, coroutines"),
+    "blocking-loop": ("demos.blocking_loop", "a slow handler on Main stalls every client; on a dispatcher it stalls none"),
+    "c10k": ("demos.c10k", "holds N connections open on one style: how many are answered, memory per connection"),
 }
 
 

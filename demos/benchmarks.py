@@ -1,0 +1,357 @@
+"""`genloop bench servers|search|c10k`: start the servers, load them, show what each style costs.
+
+Each server runs in a process of its own pinned to one CPU and the load
+generator in another pinned to the other (`demos.harness`): wrk when it is
+installed, else `demos.loadgen` on genloop. While the load runs, the server's
+process tree is sampled for its peak memory (PSS) and threads. The table has
+one row per style and concurrency; `--json` keeps the figures with the
+machine and the command, `--chart` draws throughput and p99 against
+concurrency (matplotlib, the `plot` extra).
+"""
+import functools
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from demos import c10k as c10k_demo
+from demos import harness
+from demos.search import data
+from demos.search.backends import ROLES
+from demos.search.blocking import THREADS
+from demos.search.front import STYLES as FRONTS
+from demos.styles import STYLES
+
+app = typer.Typer(help="Measure the demos: throughput, latency, memory and threads, style by style.",
+                  no_args_is_help=True)
+console = Console()
+
+DURATION = 5
+#: Seconds between two updates of the progress bar.
+PROGRESS_EVERY = 0.1
+#: Seconds a client may run past its duration (connecting, reporting) before it counts as stuck.
+CLIENT_GRACE = 30.0
+#: Different searches the search bench cycles through, drawn from a fixed seed.
+SEARCH_PATHS = 1_000
+SEARCH_SEED = 7
+#: The latency per backend call that the article's numbers assume.
+SEARCH_LATENCY = 0.01
+#: fork is left out unless asked for: a process per connection.
+C10K_STYLES = ("threads", "event-loop", "reactor", "coroutines")
+
+Client = Annotated[Literal["auto", "wrk", "genloop"], typer.Option(
+    help="The load generator: wrk, or demos.loadgen on genloop (auto: wrk when installed).")]
+Concurrency = Annotated[Optional[list[int]], typer.Option(
+    "--concurrency", "-c", min=1, help="Connections kept busy at once; repeat for several.")]
+Duration = Annotated[int, typer.Option(min=1, help="Seconds of load per style and concurrency.")]
+
+
+def _writable(path: Path | None) -> Path | None:
+    if path is not None and not path.resolve().parent.is_dir():
+        raise typer.BadParameter(f"no folder {str(path.resolve().parent)!r} to write {path.name!r} in")
+    return path
+
+
+JsonFile = Annotated[Optional[Path], typer.Option(
+    "--json", callback=_writable, help="Also write the figures to this file.")]
+ChartFile = Annotated[Optional[Path], typer.Option(
+    "--chart", callback=_writable, help="Also draw throughput and p99 against concurrency into this PNG "
+    "(needs matplotlib).")]
+
+
+def _choose(names):
+    """A callback that refuses names not in ``names``, listing those that are."""
+    def check(values):
+        unknown = [v for v in values or () if v not in names]
+        if unknown:
+            raise typer.BadParameter(f"no style {', '.join(map(repr, unknown))}; choose from {', '.join(names)}")
+        return values
+    return check
+
+
+@dataclass
+class Row:
+    style: str
+    concurrency: int
+    rps: float
+    p50: float          # seconds
+    p99: float
+    errors: int         # failed connections and non-2xx answers
+    memory: int         # peak bytes (PSS) of the server's process tree under load
+    threads: int        # peak threads in that tree
+    ratio: float | None = None    # rps / the baseline style's at the same concurrency
+
+
+def machine() -> dict:
+    """What the figures were measured on."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory / 2**30, 1),
+            "system": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+class Bench:
+    """One bench run: the client, the progress bar, the rows measured."""
+
+    def __init__(self, client: str, duration: int, runs: int, chart: Path | None):
+        if chart is not None:
+            try:
+                import matplotlib  # noqa: F401 - checked now, not after minutes of load
+            except ImportError:
+                raise typer.BadParameter("drawing needs matplotlib: pip install 'genloop[plot]'",
+                                         param_hint="--chart") from None
+        wrk = shutil.which("wrk")
+        if client == "wrk" and wrk is None:
+            raise typer.BadParameter("wrk is not installed; use --client genloop", param_hint="--client")
+        self.client = "wrk" if client == "wrk" or (client == "auto" and wrk) else "genloop"
+        self.duration = duration
+        self.rows = []
+        self.progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(),
+                                 console=console)
+        self.task = self.progress.add_task("starting", total=runs * duration)
+        self.done = 0.0
+        self.servers = harness.bench("servers")
+        self.workdir = Path(tempfile.mkdtemp(prefix="genloop-bench-"))
+
+    def __enter__(self) -> "Bench":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.progress.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def paths(self, paths: list[str]) -> list[str]:
+        """Client options making it cycle through ``paths`` (a Lua script for wrk)."""
+        if self.client == "wrk":
+            script = self.workdir / "paths.lua"
+            quoted = ",\n".join(json.dumps(p) for p in paths)
+            script.write_text(f"local paths = {{\n{quoted}\n}}\nlocal i = 0\n"
+                              "request = function()\n  i = i % #paths + 1\n"
+                              "  return wrk.format(\"GET\", paths[i])\nend\n")
+            return ["-s", str(script)]
+        listing = self.workdir / "paths.txt"
+        listing.write_text("\n".join(paths) + "\n")
+        return ["--paths", str(listing)]
+
+    def _argv(self, port: int, concurrency: int, extra: list[str]) -> list[str]:
+        pinned = ["taskset", "-c", str(self.servers.CLIENT_CPU)]
+        if self.client == "wrk":
+            return [*pinned, "wrk", "-t1", f"-c{concurrency}", f"-d{self.duration}s", "--latency", *extra,
+                    f"http://127.0.0.1:{port}/"]
+        return [*pinned, sys.executable, "-m", "demos.loadgen", "--port", str(port), "-c", str(concurrency),
+                "-d", str(self.duration), "--json", *extra]
+
+    def measure(self, style: str, server: harness.Launched, concurrency: int, extra=()) -> Row:
+        """Load ``server`` with ``concurrency`` connections for the duration; return its row."""
+        http_bench = harness.bench("http_bench")
+        self.progress.update(self.task, description=f"{style} @ {concurrency}")
+        with harness.Peak(server.pid) as peak:
+            process = subprocess.Popen(self._argv(server.port, concurrency, list(extra)), text=True,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            started = time.monotonic()
+            while True:
+                try:
+                    out, err = process.communicate(timeout=PROGRESS_EVERY)
+                    break
+                except subprocess.TimeoutExpired:
+                    elapsed = time.monotonic() - started
+                    self.progress.update(self.task, completed=self.done + min(elapsed, self.duration))
+                    if elapsed > self.duration + CLIENT_GRACE:
+                        process.kill()
+                        process.communicate()
+                        raise RuntimeError(f"the {self.client} client did not finish against {style}")
+        self.done += self.duration
+        if process.returncode:
+            raise RuntimeError(f"the {self.client} client failed against {style}: {err.strip()}")
+        sample = http_bench.parse_wrk(out) if self.client == "wrk" else http_bench.parse_loadgen(out)
+        row = Row(style, concurrency, sample.rps, sample.p50, sample.p99, sample.errors, peak.memory, peak.threads)
+        self.rows.append(row)
+        self.progress.console.print(f"  {style} @ {concurrency}: {row.rps:,.0f} req/s, "
+                                    f"p99 {row.p99 * 1e3:,.1f} ms")
+        return row
+
+    def report(self, title: str, json_file: Path | None, chart: Path | None, baseline: str | None = None,
+               **settings) -> None:
+        if baseline is not None:
+            base = {r.concurrency: r.rps for r in self.rows if r.style == baseline}
+            for row in self.rows:
+                if base.get(row.concurrency):
+                    row.ratio = row.rps / base[row.concurrency]
+        table = Table(title=title, box=box.SIMPLE_HEAD)
+        for name in ("style", "conns", "req/s", "p50 ms", "p99 ms", "errors", "peak MiB", "threads"):
+            table.add_column(name, justify="left" if name == "style" else "right")
+        if baseline is not None:
+            table.add_column(f"vs {baseline}", justify="right")
+        for r in self.rows:
+            cells = [r.style, f"{r.concurrency:,}", f"{r.rps:,.0f}", f"{r.p50 * 1e3:,.1f}", f"{r.p99 * 1e3:,.1f}",
+                     f"{r.errors:,}", f"{r.memory / 2**20:,.1f}", f"{r.threads:,}"]
+            if baseline is not None:
+                cells.append("-" if r.ratio is None else f"{r.ratio:.2f}x")
+            table.add_row(*cells)
+        console.print(table)
+        about = machine()
+        console.print(f"client {self.client}, {self.duration} s per row; {about['cpu']}, {about['cores']} cores, "
+                      f"Python {about['python']}, load average {about['load_average'][0]}")
+        _save(json_file, {"title": title, "command": sys.argv, "machine": about, "client": self.client,
+                          "duration": self.duration, **settings, "rows": [asdict(r) for r in self.rows]})
+        if chart is not None:
+            _chart(self.rows, chart, title)
+            console.print(f"chart written to {chart}")
+
+
+def _save(json_file: Path | None, figures: dict) -> None:
+    if json_file is not None:
+        json_file.write_text(json.dumps(figures, indent=2) + "\n")
+        console.print(f"figures written to {json_file}")
+
+
+def _chart(rows: list[Row], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (throughput, p99) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ticks = sorted({r.concurrency for r in rows})
+    for style in dict.fromkeys(r.style for r in rows):
+        mine = sorted((r for r in rows if r.style == style), key=lambda r: r.concurrency)
+        xs = [r.concurrency for r in mine]
+        throughput.plot(xs, [r.rps for r in mine], marker="o", label=style)
+        p99.plot(xs, [r.p99 * 1e3 for r in mine], marker="o", label=style)
+    for axes, label in ((throughput, "requests/s"), (p99, "p99 latency (ms)")):
+        axes.set_xscale("log")
+        axes.set_xticks(ticks, [f"{t:,}" for t in ticks])
+        axes.minorticks_off()
+        axes.set_xlabel("concurrent connections")
+        axes.set_ylabel(label)
+        axes.grid(True, alpha=0.3)
+    throughput.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _errors_are_messages(command):
+    """Report a failed run (a server that would not start, no bench/ ...) in one line, not a traceback."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+    return run
+
+
+@app.command()
+@_errors_are_messages
+def servers(styles: Annotated[Optional[list[str]], typer.Option(
+                "--style", callback=_choose(tuple(STYLES)), help="A style to measure; repeat for several "
+                "(default: all five).")] = None,
+            concurrency: Concurrency = None, duration: Duration = DURATION, client: Client = "auto",
+            json_file: JsonFile = None, chart: ChartFile = None):
+    """The five server styles, hello world over HTTP, side by side."""
+    styles = styles or list(STYLES)
+    concurrency = concurrency or [100, 1000]
+    with Bench(client, duration, len(styles) * len(concurrency), chart) as bench:
+        bench.servers.raise_nofile(max(concurrency) + c10k_demo.FD_MARGIN)
+        for style in styles:
+            with harness.launched(style, "--port", "0", cpu=bench.servers.SERVER_CPU) as server:
+                for c in concurrency:
+                    bench.measure(style, server, c)
+    bench.report("genloop bench servers: HTTP hello world", json_file, chart)
+
+
+def search_paths(users: int, count: int = SEARCH_PATHS) -> list[str]:
+    """Searches for the bench: one word each, for users picked at random (fixed seed)."""
+    rng = random.Random(SEARCH_SEED)
+    words = data.NOUNS + data.MATERIALS + data.ADJECTIVES
+    return [f"/search?q={rng.choice(words)}&user={rng.randint(1, users)}" for _ in range(count)]
+
+
+@app.command()
+@_errors_are_messages
+def search(styles: Annotated[Optional[list[str]], typer.Option(
+               "--style", callback=_choose(tuple(FRONTS)), help="A front style to measure; repeat for several "
+               "(default: all three).")] = None,
+           concurrency: Concurrency = None, duration: Duration = DURATION, client: Client = "auto",
+           latency: Annotated[float, typer.Option(min=0, help="Seconds each backend call sleeps.")] = SEARCH_LATENCY,
+           workers: Annotated[int, typer.Option(min=1, help="Threads of the blocking front.")] = THREADS,
+           users: Annotated[int, typer.Option(min=1, help="Users in the generated data.")] = data.USERS,
+           products: Annotated[int, typer.Option(min=1, help="Products in the generated data.")] = data.PRODUCTS,
+           json_file: JsonFile = None, chart: ChartFile = None):
+    """The search front in its three styles against the same three backends."""
+    styles = styles or list(FRONTS)
+    concurrency = concurrency or [1000]
+    db = data.ensure(None, users, products)       # once, before the backends race to make it
+    with Bench(client, duration, len(styles) * len(concurrency), chart) as bench, ExitStack() as backends:
+        bench.servers.raise_nofile(max(concurrency) + c10k_demo.FD_MARGIN)
+        paths = bench.paths(search_paths(users))
+        addresses = []
+        for role in ROLES:
+            backend = backends.enter_context(harness.launched(
+                "search", "--role", role, "--port", "0", "--db", str(db), "--users", str(users),
+                "--products", str(products), "--latency", str(latency), cpu=bench.servers.CLIENT_CPU))
+            addresses += [f"--{role}-backend", f"127.0.0.1:{backend.port}"]
+        for style in styles:
+            with harness.launched("search", "--style", style, "--port", "0", "--workers", str(workers),
+                                  *addresses, cpu=bench.servers.SERVER_CPU) as server:
+                for c in concurrency:
+                    bench.measure(style, server, c, paths)
+    bench.report(f"genloop bench search: {latency * 1e3:g} ms per backend call, blocking front with "
+                 f"{workers} threads", json_file, chart, baseline="blocking" if "blocking" in styles else None,
+                 latency=latency, workers=workers)
+
+
+@app.command()
+@_errors_are_messages
+def c10k(styles: Annotated[Optional[list[str]], typer.Option(
+             "--style", callback=_choose(tuple(STYLES)), help="A style to load; repeat for several "
+             f"(default: {', '.join(C10K_STYLES)}).")] = None,
+         connections: Annotated[int, typer.Option("--connections", "-n", min=1,
+                                                  help="Connections to hold open.")] = c10k_demo.CONNECTIONS,
+         json_file: JsonFile = None):
+    """Hold N connections on each style: how many are answered, memory per connection, threads."""
+    styles = styles or list(C10K_STYLES)
+    for style in styles:
+        try:
+            c10k_demo.check(style, connections)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--style") from None
+    rows = []
+    with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("")
+        for style in styles:
+            progress.update(task, description=f"{style}: {connections:,} connections")
+            with c10k_demo.hold(style, connections, cpu=harness.bench("servers").SERVER_CPU) as held:
+                rows.append(held)
+                progress.console.print(f"  {held.summary()}")
+    table = Table(title=f"genloop bench c10k: {connections:,} connections held open", box=box.SIMPLE_HEAD)
+    for name in ("style", "answered", "connect s", "answer s", "MiB before", "MiB after", "KiB/conn", "threads"):
+        table.add_column(name, justify="left" if name == "style" else "right")
+    for h in rows:
+        table.add_row(h.style, f"{h.answered:,}", f"{h.connect_seconds:.2f}", f"{h.answer_seconds:.2f}",
+                      f"{h.memory_before / 2**20:.1f}", f"{h.memory_after / 2**20:.1f}",
+                      f"{h.bytes_per_connection / 1024:.1f}", f"{h.threads:,}")
+    console.print(table)
+    _save(json_file, {"title": "genloop bench c10k", "command": sys.argv, "machine": machine(),
+                      "connections": connections,
+                      "rows": [{**asdict(h), "bytes_per_connection": h.bytes_per_connection} for h in rows]})

@@ -1,0 +1,118 @@
+"""Demos in processes of their own, and what they cost: the ground the benches and `c10k` stand on.
+
+A server measured from inside the process that loads it would share its
+GIL and its memory figures with the client, so each demo under measure runs
+as `genloop demo run --peer NAME ...` in a child process (pinned to a CPU
+when asked) and prints `READY <port>`, the `bench.peers` contract. The
+reading of that line, the CPU layout, the file limit, RSS and the client
+machinery come from the bench harness in `bench/` (source checkout only).
+"""
+import contextlib
+import importlib
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Seconds between two looks at a server's memory and threads while it is measured.
+SAMPLE_EVERY = 0.1
+
+
+class HarnessMissing(RuntimeError):
+    """bench/ is not importable: genloop is installed without its source tree."""
+
+
+def bench(module: str):
+    """``bench.<module>`` from the source checkout (bench/ is not part of the installed package)."""
+    try:
+        return importlib.import_module(f"bench.{module}")
+    except ModuleNotFoundError as e:
+        if e.name != "bench":
+            raise
+    if not (ROOT / "bench" / "__init__.py").is_file():
+        raise HarnessMissing("this needs the bench harness (bench/) of the source checkout; "
+                             "run it from a clone of the repository") from None
+    sys.path.append(str(ROOT))
+    return importlib.import_module(f"bench.{module}")
+
+
+@dataclass(frozen=True)
+class Launched:
+    name: str
+    port: int
+    pid: int
+
+
+@contextlib.contextmanager
+def launched(name: str, *options: str, cpu: int | None = None):
+    """Run demo ``name`` with ``options`` in a child process until the block ends; yields ``Launched``."""
+    servers = bench("servers")
+    argv = [sys.executable, "-m", "demos.cli", "demo", "run", "--peer", name, *options]
+    if cpu is not None:
+        argv = ["taskset", "-c", str(cpu), *argv]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        yield Launched(name, servers.wait_ready(process, name), process.pid)
+    finally:
+        process.terminate()             # SIGTERM: the demo stops as on Ctrl-C
+        try:
+            process.wait(servers.STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+
+
+def memory(pid: int) -> int:
+    """Bytes of memory of ``pid``'s process tree, each page shared by k processes counted 1/k (PSS).
+
+    Summing RSS would count the pages a forked child shares with its parent
+    once per child: a thousand children of a 40 MiB server would "use" 40 GiB.
+    """
+    total = 0
+    for member in bench("c10k").tree(pid):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):   # a child that just exited
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+    return total
+
+
+def threads(pid: int) -> int:
+    """OS threads in ``pid``'s process tree (a forked child counts its one thread)."""
+    total = 0
+    for member in bench("c10k").tree(pid):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("Threads:"):
+                    total += int(line.split()[1])
+    return total
+
+
+class Peak:
+    """Samples a process tree's memory and threads on a thread of its own; keeps the peaks."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.memory = self.threads = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="peak-sampler", daemon=True)
+
+    def _sample(self):
+        while True:
+            with contextlib.suppress(FileNotFoundError):   # the process tree changed under us
+                self.memory = max(self.memory, memory(self.pid))
+                self.threads = max(self.threads, threads(self.pid))
+            if self._stop.wait(SAMPLE_EVERY):
+                return
+
+    def __enter__(self) -> "Peak":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
