@@ -2,12 +2,10 @@
 import socket
 import threading
 
-import msgpack
-
 from net import open_connection
 
 from .errors import ConnectionLost, RemoteError
-from .peer import Peer, Registry
+from .peer import READ_SIZE, Peer, Registry
 from .protocol import Connection, Response
 
 Client = Peer   # a client is the connecting end of a Peer: call, notify, call_cb, close
@@ -30,33 +28,37 @@ class BlockingClient:
     """A msgpack-rpc client for plain threads: each ``call`` blocks its thread.
 
     Calls are serialised by a lock (one request on the wire at a time); give
-    each thread its own client for parallel calls.
+    each thread its own client for parallel calls. ``timeout`` bounds the
+    connect and, unless a call gives its own, every call.
     """
 
     def __init__(self, host: str, port: int, *, timeout: float | None = None):
         self._sock = socket.create_connection((host, port), timeout=timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._timeout = timeout
         self._proto = Connection()
         self._lock = threading.Lock()
-        self._inbox = []
 
     def call(self, method: str, *args, timeout: float | None = None):
+        if timeout is None:
+            timeout = self._timeout
         with self._lock:
             msgid, data = self._proto.send_request(method, args)
             self._sock.settimeout(timeout)
             try:
                 self._sock.sendall(data)
                 while True:
-                    for msg in self._inbox:
-                        if isinstance(msg, Response) and msg.msgid == msgid:
-                            self._inbox.remove(msg)
+                    chunk = self._sock.recv(READ_SIZE)
+                    if not chunk:
+                        raise ConnectionLost(f"{method}: the server closed the connection")
+                    for msg in self._proto.receive_data(chunk):
+                        # One call at a time, so anything else is the late answer of a
+                        # call that timed out, or a request we cannot serve: dropped,
+                        # not kept (it would pile up for the life of the client).
+                        if msg.__class__ is Response and msg.msgid == msgid:
                             if msg.error is not None:
                                 raise RemoteError(msg.error, method)
                             return msg.result
-                    chunk = self._sock.recv(65536)
-                    if not chunk:
-                        raise ConnectionLost(f"{method}: the server closed the connection")
-                    self._inbox.extend(self._proto.receive_data(chunk))
             except socket.timeout:
                 raise TimeoutError(f"{method} timed out after {timeout} s") from None
             except (ConnectionResetError, BrokenPipeError) as e:
@@ -64,7 +66,7 @@ class BlockingClient:
 
     def notify(self, method: str, *args) -> None:
         with self._lock:
-            self._sock.sendall(msgpack.packb([2, method, list(args)], use_bin_type=True))
+            self._sock.sendall(self._proto.send_notification(method, args))
 
     def close(self) -> None:
         self._sock.close()

@@ -15,7 +15,7 @@ from kernel.traps import PARK, PARKED
 from net import Stream
 
 from .errors import ConnectionLost, RemoteError
-from .protocol import Connection, Notification, ProtocolError, Request, Response
+from .protocol import Connection, ProtocolError, Request, Response
 
 log = logging.getLogger("genloop.rpc")
 

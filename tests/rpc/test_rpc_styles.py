@@ -14,6 +14,7 @@ CALLS_PER_THREAD = 50
 PARALLEL_BLOCKING = 3
 #: ... within this many seconds (threads start in microseconds; it bounds a failure).
 MEET_WAIT = 1.0
+SHORT_TIMEOUT = 0.05
 
 
 def test_callbacks_run_on_main_with_result_or_error():
@@ -98,10 +99,32 @@ def test_blocking_client_timeout_then_its_own_answer():
 
     with server_thread(server) as port, BlockingClient(HOST, port) as client:
         with pytest.raises(TimeoutError):
-            client.call("gated", "late", timeout=0.05)
+            client.call("gated", "late", timeout=SHORT_TIMEOUT)
         gate.set()
         assert client.call("gated", "mine", timeout=DEADLINE) == "mine"
         assert client.call("echo", "next", timeout=DEADLINE) == "next"
+
+
+@pytest.mark.timeout(DEADLINE)     # the bug this guards against is a call that blocks forever
+def test_blocking_client_timeout_applies_to_calls_and_server_pushes_are_dropped():
+    gate = Event()
+    server = blocking_server()
+
+    @server.register("gated")
+    def gated(value):
+        yield from gate.wait()
+        return value
+
+    @server.register("chatty", with_peer=True)
+    def chatty(peer, value):
+        peer.notify("nobody_listens", 1)          # a BlockingClient cannot serve these
+        return value
+
+    with server_thread(server) as port, BlockingClient(HOST, port, timeout=SHORT_TIMEOUT) as client:
+        with pytest.raises(TimeoutError):
+            client.call("gated", "late")          # no per-call timeout: the client's applies
+        gate.set()
+        assert [client.call("chatty", i, timeout=DEADLINE) for i in range(3)] == [0, 1, 2]
 
 
 def test_blocking_method_runs_on_an_io_thread_while_the_loop_serves():
