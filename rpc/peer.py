@@ -10,7 +10,7 @@ import logging
 import threading
 import types
 
-from kernel import Cancelled, Dispatchers, Event, spawn, timeout_after, with_context
+from kernel import Cancelled, Dispatchers, Event, TaskGroup, spawn, timeout_after, with_context
 from kernel.traps import PARK, PARKED
 from net import Stream
 
@@ -124,6 +124,9 @@ class Peer:
         self._lost = None
         self.closed = Event()
         self._reader = self._writer = None
+        # Requests being served in tasks: they end with the connection, whose
+        # answers nobody could read any more.
+        self._handlers = TaskGroup()
 
     def __repr__(self):
         return f"<Peer {self.name} {self.stream.peer}>"
@@ -221,8 +224,8 @@ class Peer:
                     msgid = msg.msgid if cls is Request else None
                     task = self._dispatch(msgid, msg.method, msg.params)
                     if task is not None:
-                        yield from spawn(self._serve, msgid, msg.method, *task, dispatcher=self.dispatcher,
-                                         name=f"{self.name}:{msg.method}")
+                        yield from self._handlers.spawn(self._serve, msgid, msg.method, *task,
+                                                        dispatcher=self.dispatcher, name=f"{self.name}:{msg.method}")
                 if self._backlogged():
                     yield from self._drained.wait()
         except ProtocolError as e:
@@ -318,6 +321,8 @@ class Peer:
         return None
 
     def _serve(self, msgid, name, method, params):
+        if self._lost is not None:
+            return      # spawned as the connection died, after _lose cancelled the others
         try:
             if method.kind is BLOCKING:
                 result = yield from with_context(Dispatchers.IO, method.fn, *params)
@@ -366,6 +371,7 @@ class Peer:
                 self._run_callback(call)
         self._drained.set()
         self.closed.set()
+        self._handlers.cancel()
         if self._writer is not None:
             self._writer.cancel()
         if self._reader is not None:

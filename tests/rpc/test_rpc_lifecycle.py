@@ -177,3 +177,32 @@ def test_closing_the_client_fails_its_own_pending_calls():
         yield from calls_all_lost(client, Dispatchers.Main, cut)
 
     run_served(gated_server(gate), body)
+
+
+def test_handlers_in_flight_are_cancelled_when_their_connection_drops():
+    gate = Gate()
+    gate.expected = IN_FLIGHT
+    ended = []
+    all_ended = Event()
+    server = gated_server(gate)
+
+    @server.register("watched")
+    def watched(value):
+        try:
+            return (yield from gate.method(value))
+        finally:
+            ended.append(value)
+            if len(ended) == IN_FLIGHT:
+                all_ended.set()
+
+    def body(port):
+        client = yield from rpc.connect(HOST, port)
+        for i in range(IN_FLIGHT):
+            client.call_cb("watched", [i], lambda result, error: None)
+        yield from timeout_after(DEADLINE, gate.all_in.wait)
+        client.close()
+        # Nobody will ever read their answers: they must not wait on for the gate.
+        yield from timeout_after(DEADLINE, all_ended.wait)
+        return sorted(ended)
+
+    assert run_served(server, body) == list(range(IN_FLIGHT))
