@@ -90,10 +90,10 @@ class _Call:
         return self.result
 
     def abort(self, task):
-        pending = self.peer._pending
-        with self.peer._lock:
-            if pending.get(self.msgid) is self:
-                del pending[self.msgid]       # forgotten: a late answer is dropped
+        peer = self.peer
+        with peer._lock:      # read _pending under it: _lose swaps the table
+            if peer._pending.get(self.msgid) is self:
+                del peer._pending[self.msgid]       # forgotten: a late answer is dropped
                 return True
             return False
 
