@@ -1,6 +1,6 @@
 """Every msgpack type survives a real round trip: our client -> socket -> our server -> back."""
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from rpcutil import HOST, assert_same, run_served, server_thread
 
@@ -65,7 +65,7 @@ def blocking_echo():
         yield client
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None)
 @given(value=msgpack_values)
 def test_generated_values_round_trip(blocking_echo, value):
     assert_same(blocking_echo.call("echo", value), value)

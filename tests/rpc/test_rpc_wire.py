@@ -3,7 +3,7 @@ import threading
 
 import msgpack
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from rpcutil import DEADLINE, HOST, raw_connect, read_messages, server_thread
 
@@ -72,7 +72,7 @@ def test_request_split_at_every_byte_boundary(port):
     assert answers == [[1, cut, None, VALUE] for cut in range(1, len(data))]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None)
 @given(values=st.lists(st.text() | st.binary() | st.integers(-2**63, 2**64 - 1), min_size=1, max_size=8),
        cuts=st.lists(st.integers(min_value=1), max_size=12))
 def test_any_chunking_of_pipelined_requests(port, values, cuts):
