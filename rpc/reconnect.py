@@ -136,9 +136,10 @@ class BlockingPool:
 
     A ``BlockingClient`` carries one call at a time, so each caller takes an
     idle connection (or opens one), calls, and puts it back. A connection that
-    fails is closed, and so is every connection opened before the failure (they
-    led to the same dead server); for the back-off delay after a failure no
-    new connection is tried and calls fail at once with ``ConnectionLost``.
+    fails is closed, and so is every idle connection opened before the failure
+    (they led to the same dead server); for the back-off delay after a failure
+    no new connection is tried and calls fail at once with ``ConnectionLost``.
+    Any answer ends that: the server is back.
     """
 
     def __init__(self, host: str, port: int, *, timeout: float | None = None,
@@ -180,7 +181,7 @@ class BlockingPool:
         try:
             result = client.call(method, *args, timeout=timeout or self.timeout)
         except RemoteError:
-            self._put_back(generation, client)     # the method failed; the connection is fine
+            self._put_back(client)                 # the method failed; the connection is fine
             raise
         except (ConnectionLost, OSError) as e:     # TimeoutError and socket errors are OSErrors
             client.close()
@@ -191,17 +192,18 @@ class BlockingPool:
         except BaseException:
             client.close()                         # interrupted mid-call: its answer may still come
             raise
-        self._put_back(generation, client)
+        self._put_back(client)
         return result
 
-    def _put_back(self, generation, client):
+    def _put_back(self, client):
+        """An answer came: the server is up. Stop failing fast and keep the connection."""
         with self._lock:
-            if generation == self._generation:
-                self.backoff.reset()
+            self._retry_at = 0.0
+            self.backoff.reset()
             if self._closed:
                 client.close()
             else:
-                self._idle.append((generation, client))
+                self._idle.append((self._generation, client))
 
     def close(self) -> None:
         """Close every idle connection; ones in use are closed when their call returns."""
