@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -301,21 +300,20 @@ def search(styles: Annotated[Optional[list[str]], typer.Option(
     """The search front in its three styles against the same three backends."""
     styles = styles or list(FRONTS)
     concurrency = concurrency or [1000]
-    db = data.ensure(None, users, products)       # once, before the backends race to make it
-    with Bench(client, duration, len(styles) * len(concurrency), chart) as bench, ExitStack() as backends:
+    with Bench(client, duration, len(styles) * len(concurrency), chart) as bench:
         bench.servers.raise_nofile(max(concurrency) + c10k_demo.FD_MARGIN)
+        db = data.ensure(None, users, products)   # once, before the backends race to make it
         paths = bench.paths(search_paths(users))
-        addresses = []
-        for role in ROLES:
-            backend = backends.enter_context(harness.launched(
-                "search", "--role", role, "--port", "0", "--db", str(db), "--users", str(users),
-                "--products", str(products), "--latency", str(latency), cpu=bench.servers.CLIENT_CPU))
-            addresses += [f"--{role}-backend", f"127.0.0.1:{backend.port}"]
-        for style in styles:
-            with harness.launched("search", "--style", style, "--port", "0", "--workers", str(workers),
-                                  *addresses, cpu=bench.servers.SERVER_CPU) as server:
-                for c in concurrency:
-                    bench.measure(style, server, c, paths)
+        backends = [("search", ["--role", role, "--port", "0", "--db", str(db), "--users", str(users),
+                                "--products", str(products), "--latency", str(latency)]) for role in ROLES]
+        with harness.launched_together(backends, cpu=bench.servers.CLIENT_CPU) as started:
+            addresses = [arg for role, backend in zip(ROLES, started)
+                         for arg in (f"--{role}-backend", f"127.0.0.1:{backend.port}")]
+            for style in styles:
+                with harness.launched("search", "--style", style, "--port", "0", "--workers", str(workers),
+                                      *addresses, cpu=bench.servers.SERVER_CPU) as server:
+                    for c in concurrency:
+                        bench.measure(style, server, c, paths)
     bench.report(f"genloop bench search: {latency * 1e3:g} ms per backend call, blocking front with "
                  f"{workers} threads", json_file, chart, baseline="blocking" if "blocking" in styles else None,
                  latency=latency, workers=workers)

@@ -45,24 +45,45 @@ class Launched:
     pid: int
 
 
-@contextlib.contextmanager
-def launched(name: str, *options: str, cpu: int | None = None):
-    """Run demo ``name`` with ``options`` in a child process until the block ends; yields ``Launched``."""
-    servers = bench("servers")
+def _spawn(name: str, options, cpu: int | None) -> subprocess.Popen:
     argv = [sys.executable, "-m", "demos.cli", "demo", "run", "--peer", name, *options]
     if cpu is not None:
         argv = ["taskset", "-c", str(cpu), *argv]
-    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        yield Launched(name, servers.wait_ready(process, name), process.pid)
-    finally:
-        process.terminate()             # SIGTERM: the demo stops as on Ctrl-C
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def _stop(processes: list, timeout: float) -> None:
+    for process in processes:
+        process.terminate()             # SIGTERM: a demo stops as on Ctrl-C; all at once, then wait
+    for process in processes:
         try:
-            process.wait(servers.STOP_TIMEOUT)
+            process.wait(timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
         process.stdout.close()
+
+
+@contextlib.contextmanager
+def launched_together(demos: list, cpu: int | None = None):
+    """Start every ``(name, options)`` in ``demos`` at once, each in a child process; yields
+    their ``Launched`` once all listen, and stops them when the block ends."""
+    servers = bench("servers")
+    processes = []
+    try:
+        for name, options in demos:
+            processes.append(_spawn(name, options, cpu))
+        yield [Launched(name, servers.wait_ready(process, name), process.pid)
+               for (name, _), process in zip(demos, processes)]
+    finally:
+        _stop(processes, servers.STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
+def launched(name: str, *options: str, cpu: int | None = None):
+    """Run demo ``name`` with ``options`` in a child process until the block ends; yields ``Launched``."""
+    with launched_together([(name, options)], cpu) as (server,):
+        yield server
 
 
 def memory(pid: int) -> int:
