@@ -159,7 +159,8 @@ class Response:
     A bytes-like ``body`` is sent with Content-Length; any other iterable of
     bytes chunks is sent with chunked transfer coding (HTTP/1.0 clients get it
     raw and the connection closes after it). ``headers`` is a sequence of
-    ``(name, value)`` pairs (str or bytes).
+    ``(name, value)`` pairs (str or bytes); a tuple is encoded once and
+    cached, so keep module-level header tuples constant.
     """
 
     __slots__ = ("status", "body", "headers")
