@@ -108,11 +108,15 @@ class ReconnectingClient:
         return ConnectionLost(f"{method}: not connected to {self.host}:{self.port} (reconnecting)")
 
     def call(self, method: str, *args, timeout: float | None = None):
-        """``Client.call`` on the live connection; ``ConnectionLost`` at once if there is none."""
+        """``Client.call`` on the live connection (a trap); ``ConnectionLost`` at once if there is none.
+
+        Returns the live connection's own trap rather than wrapping it, so a
+        call costs no generator frame more than on a plain ``Client``.
+        """
         peer = self.peer
         if peer is None:
             raise self._down(method)
-        return (yield from peer.call(method, *args, timeout=timeout))
+        return peer.call(method, *args, timeout=timeout)
 
     def call_cb(self, method: str, args, callback) -> None:
         """``Client.call_cb``; with no connection, ``callback(None, ConnectionLost)`` runs at once."""

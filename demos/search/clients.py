@@ -11,7 +11,8 @@ import rpc
 
 from .backends import ROLES
 
-#: Seconds one backend call may take before it counts as failed.
+#: Seconds a blocking call waits for its answer: a thread cannot be cancelled, so its
+#: socket times out instead (the other styles are bounded by the front's request deadline).
 CALL_TIMEOUT = 5.0
 
 
