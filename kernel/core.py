@@ -435,7 +435,7 @@ class Kernel:
                 ins.after_poll(len(woken))
             for t in woken:
                 self.wake(t, None, None)
-        if self.timers:
+        if self.timers.count:
             for action in self.timers.pop_due(self.clock.now()):
                 if isinstance(action, Task):
                     self.wake(action, None, None)

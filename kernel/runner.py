@@ -81,6 +81,7 @@ def loop(kernel, finished, watchdog=None):
     clock = kernel.clock
     poller = kernel.poller
     tick = kernel.tick
+    timers = kernel.timers
     while True:
         for _ in range(len(queue)):
             task = popleft()
@@ -94,7 +95,7 @@ def loop(kernel, finished, watchdog=None):
         if pool.inbox:
             pool.drain_inbox()
         if queue:
-            if poller.waiting or kernel.timers:
+            if poller.waiting or timers.count:
                 tick(0, poll=bool(poller.waiting))
             continue
         # Announce the sleep before reading the timers: a timer added by a

@@ -1,4 +1,6 @@
-"""Synchronisation primitives, all built on one suspension: ``traps.park``.
+"""Synchronisation primitives, all built on one suspension: ``traps.park``
+(yielded here as its bare ``(PARK, arm, abort)`` trap, one generator frame less
+per wait).
 
 Each keeps its state under its own lock, so any worker thread may use it, and
 the methods named "from any thread" work from plain threads too. A waiter is
@@ -11,7 +13,7 @@ import types
 from collections import deque
 
 from .errors import QueueClosed, QueueEmpty, QueueFull
-from .traps import PARKED, park
+from .traps import PARK, PARKED
 
 
 def _remove(waiters, item) -> bool:
@@ -52,7 +54,7 @@ class Event:
     def wait(self):
         """Suspend until the flag is set (at once if it is)."""
         if not self._flag:
-            yield from park(self._arm, self._abort)
+            yield (PARK, self._arm, self._abort)
 
     def _arm(self, task):
         with self._lock:
@@ -90,7 +92,7 @@ class Semaphore:
             if self._value and not self._waiters:
                 self._value -= 1
                 return
-        yield from park(self._arm, self._abort)
+        yield (PARK, self._arm, self._abort)
 
     def release(self) -> None:
         """Give a permit back; a waiter, if any, gets it directly."""
@@ -185,7 +187,7 @@ class Queue:
             except QueueFull:
                 getter = False
         if getter is False:
-            yield from park(lambda task: self._arm_put(task, item), self._abort_put)
+            yield (PARK, lambda task: self._arm_put(task, item), self._abort_put)
         elif getter is not None:
             getter.wake(item)
 
@@ -238,7 +240,7 @@ class Queue:
             else:
                 item = putter = PARKED
         if item is PARKED:
-            return (yield from park(self._arm_get, self._abort_get))
+            return (yield (PARK, self._arm_get, self._abort_get))
         if putter is not None:
             putter.wake()
         return item
@@ -322,7 +324,7 @@ class Future:
     def wait(self):
         """Suspend until done; return the value or raise the exception."""
         if not self._done:
-            return (yield from park(self._arm, self._abort))
+            return (yield (PARK, self._arm, self._abort))
         return self.result()
 
     def _arm(self, task):

@@ -14,15 +14,16 @@ class Timers:
     or a cancel aborting it) owns the wake-up.
     """
 
-    __slots__ = ("_list", "_lock", "_seq")
+    __slots__ = ("_list", "_lock", "_seq", "count")
 
     def __init__(self):
         self._list = SortedList()
         self._lock = threading.Lock()
         self._seq = itertools.count()
+        self.count = 0    # len(), as an attribute the Main loop reads every turn without a call
 
     def __len__(self):
-        return len(self._list)
+        return self.count
 
     def add(self, deadline: float, action) -> tuple:
         """Schedule ``action``; returns the entry (to ``remove``) and whether it is now first."""
@@ -30,6 +31,7 @@ class Timers:
             entry = (deadline, next(self._seq), action)
             lst = self._list
             lst.add(entry)
+            self.count += 1
             return entry, lst[0] is entry
 
     def remove(self, entry) -> bool:
@@ -39,6 +41,7 @@ class Timers:
                 self._list.remove(entry)
             except ValueError:
                 return False
+            self.count -= 1
             return True
 
     def earliest(self):
@@ -55,6 +58,7 @@ class Timers:
                 return []
             due = [entry[2] for entry in lst.islice(0, n)]
             del lst[:n]
+            self.count -= n
             return due
 
     def snapshot(self) -> list:
