@@ -14,6 +14,7 @@ import os
 import platform
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,9 @@ from demos.styles import STYLES
 
 app = typer.Typer(help="Measure the demos: throughput, latency, memory and threads, style by style.",
                   no_args_is_help=True)
-console = Console()
+#: Columns of the output when it is not a terminal (a file, a pipe): room for every column.
+PIPE_WIDTH = 120
+console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
 
 DURATION = 5
 #: Seconds between two updates of the progress bar.
@@ -58,6 +61,7 @@ Client = Annotated[Literal["auto", "wrk", "genloop"], typer.Option(
 Concurrency = Annotated[Optional[list[int]], typer.Option(
     "--concurrency", "-c", min=1, help="Connections kept busy at once; repeat for several.")]
 Duration = Annotated[int, typer.Option(min=1, help="Seconds of load per style and concurrency.")]
+Rounds = Annotated[int, typer.Option(min=1, help="Rounds over all the styles; each row shows the median.")]
 
 
 def _writable(path: Path | None) -> Path | None:
@@ -93,6 +97,8 @@ class Row:
     errors: int         # failed connections and non-2xx answers
     memory: int         # peak bytes (PSS) of the server's process tree under load
     threads: int        # peak threads in that tree
+    cpu: float          # CPU time (user + system) the server spent per request, in µs
+    backends_cpu: float | None = None   # the same for the helper processes (search: the backends)
     ratio: float | None = None    # rps / the baseline style's at the same concurrency
 
 
@@ -109,7 +115,7 @@ def machine() -> dict:
 class Bench:
     """One bench run: the client, the progress bar, the rows measured."""
 
-    def __init__(self, client: str, duration: int, runs: int, chart: Path | None):
+    def __init__(self, client: str, duration: int, rounds: int, runs: int, chart: Path | None):
         if chart is not None:
             try:
                 import matplotlib  # noqa: F401 - checked now, not after minutes of load
@@ -120,11 +126,11 @@ class Bench:
         if client == "wrk" and wrk is None:
             raise typer.BadParameter("wrk is not installed; use --client genloop", param_hint="--client")
         self.client = "wrk" if client == "wrk" or (client == "auto" and wrk) else "genloop"
-        self.duration = duration
+        self.duration, self.rounds = duration, rounds
         self.rows = []
         self.progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(),
                                  console=console)
-        self.task = self.progress.add_task("starting", total=runs * duration)
+        self.task = self.progress.add_task("starting", total=rounds * runs * duration)
         self.done = 0.0
         self.servers = harness.bench("servers")
         self.workdir = Path(tempfile.mkdtemp(prefix="genloop-bench-"))
@@ -158,11 +164,32 @@ class Bench:
         return [*pinned, sys.executable, "-m", "demos.loadgen", "--port", str(port), "-c", str(concurrency),
                 "-d", str(self.duration), "--json", *extra]
 
-    def measure(self, style: str, server: harness.Launched, concurrency: int, extra=()) -> Row:
-        """Load ``server`` with ``concurrency`` connections for the duration; return its row."""
+    def run(self, servers: dict, concurrency: list[int], extra=(), helpers=()) -> None:
+        """Measure every server (style -> ``Launched``) at every concurrency, ``rounds`` times over.
+
+        Rounds go through all the styles in turn, so a slow patch of a busy
+        machine hits them alike; each row keeps the median of its rounds.
+        ``helpers`` are processes the servers need (their CPU time is counted apart).
+        """
+        samples = {}
+        for round_ in range(1, self.rounds + 1):
+            for style, server in servers.items():
+                for c in concurrency:
+                    samples.setdefault((style, c), []).append(
+                        self._sample(style, server, c, round_, extra, helpers))
+        for (style, c), runs in samples.items():
+            median = {f: statistics.median(getattr(r, f) for r in runs) for f in ("rps", "p50", "p99", "cpu")}
+            helped = statistics.median(r.backends_cpu for r in runs) if helpers else None
+            self.rows.append(Row(style, c, median["rps"], median["p50"], median["p99"], sum(r.errors for r in runs),
+                                 max(r.memory for r in runs), max(r.threads for r in runs), median["cpu"], helped))
+
+    def _sample(self, style: str, server: harness.Launched, concurrency: int, round_: int, extra,
+                helpers) -> Row:
+        """Load ``server`` with ``concurrency`` connections for the duration, once."""
         http_bench = harness.bench("http_bench")
-        self.progress.update(self.task, description=f"{style} @ {concurrency}")
-        with harness.Peak(server.pid) as peak:
+        label = f"{style} @ {concurrency}" + (f", round {round_}" if self.rounds > 1 else "")
+        self.progress.update(self.task, description=label)
+        with harness.Peak(server.pid, [h.pid for h in helpers]) as peak:
             process = subprocess.Popen(self._argv(server.port, concurrency, list(extra)), text=True,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             started = time.monotonic()
@@ -181,11 +208,10 @@ class Bench:
         if process.returncode:
             raise RuntimeError(f"the {self.client} client failed against {style}: {err.strip()}")
         sample = http_bench.parse_wrk(out) if self.client == "wrk" else http_bench.parse_loadgen(out)
-        row = Row(style, concurrency, sample.rps, sample.p50, sample.p99, sample.errors, peak.memory, peak.threads)
-        self.rows.append(row)
-        self.progress.console.print(f"  {style} @ {concurrency}: {row.rps:,.0f} req/s, "
-                                    f"p99 {row.p99 * 1e3:,.1f} ms")
-        return row
+        self.progress.console.print(f"  {label}: {sample.rps:,.0f} req/s, p99 {sample.p99 * 1e3:,.1f} ms")
+        requests = max(1.0, sample.rps * self.duration)
+        return Row(style, concurrency, sample.rps, sample.p50, sample.p99, sample.errors, peak.memory,
+                   peak.threads, peak.cpu / requests * 1e6, peak.others_cpu / requests * 1e6)
 
     def report(self, title: str, json_file: Path | None, chart: Path | None, baseline: str | None = None,
                **settings) -> None:
@@ -194,23 +220,29 @@ class Bench:
             for row in self.rows:
                 if base.get(row.concurrency):
                     row.ratio = row.rps / base[row.concurrency]
+        helped = any(r.backends_cpu is not None for r in self.rows)
         table = Table(title=title, box=box.SIMPLE_HEAD)
-        for name in ("style", "conns", "req/s", "p50 ms", "p99 ms", "errors", "peak MiB", "threads"):
+        for name in ("style", "conns", "req/s", "p50 ms", "p99 ms", "errors", "peak MiB", "threads",
+                     "CPU µs/req", *(["backends µs/req"] if helped else [])):
             table.add_column(name, justify="left" if name == "style" else "right")
         if baseline is not None:
             table.add_column(f"vs {baseline}", justify="right")
         for r in self.rows:
             cells = [r.style, f"{r.concurrency:,}", f"{r.rps:,.0f}", f"{r.p50 * 1e3:,.1f}", f"{r.p99 * 1e3:,.1f}",
-                     f"{r.errors:,}", f"{r.memory / 2**20:,.1f}", f"{r.threads:,}"]
+                     f"{r.errors:,}", f"{r.memory / 2**20:,.1f}", f"{r.threads:,}", f"{r.cpu:,.0f}"]
+            if helped:
+                cells.append(f"{r.backends_cpu:,.0f}")
             if baseline is not None:
                 cells.append("-" if r.ratio is None else f"{r.ratio:.2f}x")
             table.add_row(*cells)
         console.print(table)
         about = machine()
-        console.print(f"client {self.client}, {self.duration} s per row; {about['cpu']}, {about['cores']} cores, "
-                      f"Python {about['python']}, load average {about['load_average'][0]}")
+        rounds = f", median of {self.rounds} rounds" if self.rounds > 1 else ""
+        console.print(f"client {self.client}, {self.duration} s per run{rounds}; {about['cpu']}, "
+                      f"{about['cores']} cores, Python {about['python']}, load average {about['load_average'][0]}")
         _save(json_file, {"title": title, "command": sys.argv, "machine": about, "client": self.client,
-                          "duration": self.duration, **settings, "rows": [asdict(r) for r in self.rows]})
+                          "duration": self.duration, "rounds": self.rounds, **settings,
+                          "rows": [asdict(r) for r in self.rows]})
         if chart is not None:
             _chart(self.rows, chart, title)
             console.print(f"chart written to {chart}")
@@ -265,17 +297,16 @@ def _errors_are_messages(command):
 def servers(styles: Annotated[Optional[list[str]], typer.Option(
                 "--style", callback=_choose(tuple(STYLES)), help="A style to measure; repeat for several "
                 "(default: all five).")] = None,
-            concurrency: Concurrency = None, duration: Duration = DURATION, client: Client = "auto",
-            json_file: JsonFile = None, chart: ChartFile = None):
+            concurrency: Concurrency = None, duration: Duration = DURATION, rounds: Rounds = 1,
+            client: Client = "auto", json_file: JsonFile = None, chart: ChartFile = None):
     """The five server styles, hello world over HTTP, side by side."""
     styles = styles or list(STYLES)
     concurrency = concurrency or [100, 1000]
-    with Bench(client, duration, len(styles) * len(concurrency), chart) as bench:
+    with Bench(client, duration, rounds, len(styles) * len(concurrency), chart) as bench:
         bench.servers.raise_nofile(max(concurrency) + c10k_demo.FD_MARGIN)
-        for style in styles:
-            with harness.launched(style, "--port", "0", cpu=bench.servers.SERVER_CPU) as server:
-                for c in concurrency:
-                    bench.measure(style, server, c)
+        with harness.launched_together([(style, ["--port", "0"]) for style in styles],
+                                       cpu=bench.servers.SERVER_CPU) as started:
+            bench.run(dict(zip(styles, started)), concurrency)
     bench.report("genloop bench servers: HTTP hello world", json_file, chart)
 
 
@@ -291,7 +322,8 @@ def search_paths(users: int, count: int = SEARCH_PATHS) -> list[str]:
 def search(styles: Annotated[Optional[list[str]], typer.Option(
                "--style", callback=_choose(tuple(FRONTS)), help="A front style to measure; repeat for several "
                "(default: all three).")] = None,
-           concurrency: Concurrency = None, duration: Duration = DURATION, client: Client = "auto",
+           concurrency: Concurrency = None, duration: Duration = DURATION, rounds: Rounds = 1,
+           client: Client = "auto",
            latency: Annotated[float, typer.Option(min=0, help="Seconds each backend call sleeps.")] = SEARCH_LATENCY,
            workers: Annotated[int, typer.Option(min=1, help="Threads of the blocking front.")] = THREADS,
            users: Annotated[int, typer.Option(min=1, help="Users in the generated data.")] = data.USERS,
@@ -300,7 +332,7 @@ def search(styles: Annotated[Optional[list[str]], typer.Option(
     """The search front in its three styles against the same three backends."""
     styles = styles or list(FRONTS)
     concurrency = concurrency or [1000]
-    with Bench(client, duration, len(styles) * len(concurrency), chart) as bench:
+    with Bench(client, duration, rounds, len(styles) * len(concurrency), chart) as bench:
         bench.servers.raise_nofile(max(concurrency) + c10k_demo.FD_MARGIN)
         db = data.ensure(None, users, products)   # once, before the backends race to make it
         paths = bench.paths(search_paths(users))
@@ -309,11 +341,10 @@ def search(styles: Annotated[Optional[list[str]], typer.Option(
         with harness.launched_together(backends, cpu=bench.servers.CLIENT_CPU) as started:
             addresses = [arg for role, backend in zip(ROLES, started)
                          for arg in (f"--{role}-backend", f"127.0.0.1:{backend.port}")]
-            for style in styles:
-                with harness.launched("search", "--style", style, "--port", "0", "--workers", str(workers),
-                                      *addresses, cpu=bench.servers.SERVER_CPU) as server:
-                    for c in concurrency:
-                        bench.measure(style, server, c, paths)
+            fronts = [("search", ["--style", style, "--port", "0", "--workers", str(workers), *addresses])
+                      for style in styles]
+            with harness.launched_together(fronts, cpu=bench.servers.SERVER_CPU) as servers:
+                bench.run(dict(zip(styles, servers)), concurrency, paths, helpers=started)
     bench.report(f"genloop bench search: {latency * 1e3:g} ms per backend call, blocking front with "
                  f"{workers} threads", json_file, chart, baseline="blocking" if "blocking" in styles else None,
                  latency=latency, workers=workers)

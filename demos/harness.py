@@ -9,6 +9,7 @@ machinery come from the bench harness in `bench/` (source checkout only).
 """
 import contextlib
 import importlib
+import os
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 #: Seconds between two looks at a server's memory and threads while it is measured.
 SAMPLE_EVERY = 0.1
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class HarnessMissing(RuntimeError):
@@ -113,12 +115,29 @@ def threads(pid: int) -> int:
     return total
 
 
-class Peak:
-    """Samples a process tree's memory and threads on a thread of its own; keeps the peaks."""
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by ``pid``'s process tree, reaped children included."""
+    total = 0
+    for member in bench("c10k").tree(pid):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])          # utime, stime
+            if member == pid:
+                total += int(fields[13]) + int(fields[14])      # cutime, cstime: children it reaped
+    return total / CLOCK_TICKS
 
-    def __init__(self, pid: int):
-        self.pid = pid
+
+class Peak:
+    """Samples a process tree's memory and threads on a thread of its own; keeps the peaks.
+
+    Also the CPU time ``pid`` (and ``others``: helper processes, like the search
+    backends) spent while the block ran: ``cpu`` and ``others_cpu``, in seconds.
+    """
+
+    def __init__(self, pid: int, others=()):
+        self.pid, self.others = pid, list(others)
         self.memory = self.threads = 0
+        self.cpu = self.others_cpu = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="peak-sampler", daemon=True)
 
@@ -130,10 +149,16 @@ class Peak:
             if self._stop.wait(SAMPLE_EVERY):
                 return
 
+    def _cpu(self):
+        return cpu_seconds(self.pid), sum(map(cpu_seconds, self.others))
+
     def __enter__(self) -> "Peak":
+        self._start = self._cpu()
         self._thread.start()
         return self
 
     def __exit__(self, *exc_info):
         self._stop.set()
         self._thread.join()
+        end = self._cpu()
+        self.cpu, self.others_cpu = end[0] - self._start[0], end[1] - self._start[1]

@@ -6,7 +6,8 @@ import urllib.request
 import pytest
 
 import demos.search as search
-from demos.search import data
+from demos.search import backends, data
+from kernel import VirtualClock, gather, run
 from demos.search.front import STYLES
 from demos.serving import Serving
 
@@ -82,3 +83,28 @@ def test_a_foreign_file_is_not_overwritten(tmp_path):
     with pytest.raises(ValueError, match="not a genloop search database"):
         data.ensure(foreign, users=10, products=10)
     assert foreign.read_text() == "my notes"
+
+
+def test_queries_asked_together_share_one_trip_and_each_waits_the_latency(monkeypatch):
+    batches = []
+    run_all = backends._run_all
+    monkeypatch.setattr(backends, "_run_all", lambda batch: batches.append(len(batch)) or run_all(batch))
+
+    def double(n):
+        if n < 0:
+            raise LookupError(f"no {n}")
+        return 2 * n
+
+    def main(clock):
+        trips = backends.Trips(latency=0.05)
+        start = clock.now()
+        together = yield from gather(*(trips.run(double, n) for n in range(5)))
+        waited = clock.now() - start
+        with pytest.raises(LookupError):
+            yield from trips.run(double, -1)
+        return together, waited
+
+    clock = VirtualClock()
+    together, waited = run(main, clock, clock=clock)
+    assert together == [0, 2, 4, 6, 8] and waited >= 0.05
+    assert batches == [5, 1]
