@@ -4,11 +4,13 @@
     python -m bench.http_bench --styles asyncio_streams,nginx --duration 2 --rounds 1
     python -m bench.http_bench --mode echo --conns 100          # echo needs bench.loadgen
     python -m bench.http_bench --json results.json
+    python -m bench.http_bench --interleave                     # rounds in turns, on a shared box
 
 For each style: start the server pinned to CPU 0 (`bench.servers`), then for
 each concurrency run the client pinned to CPU 1 `--rounds` times for
 `--duration` seconds, and report the median of the rounds: requests/s, p50
-and p99 latency, errors, and the ratio of requests/s to asyncio_streams. The
+and p99 latency, errors, and the ratio of requests/s to asyncio_streams
+(`--interleave` starts every server first and takes the rounds in turns). The
 client is `wrk` (one thread, `--latency`) when installed, otherwise
 `bench.loadgen`, whose numbers are lower and not comparable with wrk's.
 """
@@ -16,6 +18,7 @@ client is `wrk` (one thread, `--latency`) when installed, otherwise
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
@@ -84,17 +87,39 @@ def measure(client: str, port: int, mode: str, conns: int, duration: float) -> S
     return parse_wrk(output) if client == "wrk" else parse_loadgen(output)
 
 
+def median_row(style: str, conns: int, samples: list[Sample]) -> Row:
+    row = Row(style=style, conns=conns, ratio=None,
+              **{field: statistics.median(getattr(s, field) for s in samples)
+                 for field in ("rps", "p50", "p99", "errors")})
+    print(f"  {style} @ {conns}: {row.rps:,.0f} req/s", file=sys.stderr, flush=True)
+    return row
+
+
 def bench_style(style: str, args) -> list[Row]:
-    rows = []
     with servers.running(style, args.mode) as server:
-        for conns in args.conns:
-            samples = [measure(args.client, server.port, args.mode, conns, args.duration)
-                       for _ in range(args.rounds)]
-            rows.append(Row(style=style, conns=conns, ratio=None,
-                            **{field: statistics.median(getattr(s, field) for s in samples)
-                               for field in ("rps", "p50", "p99", "errors")}))
-            print(f"  {style} @ {conns}: {rows[-1].rps:,.0f} req/s", file=sys.stderr, flush=True)
-    return rows
+        return [median_row(style, conns, [measure(args.client, server.port, args.mode, conns, args.duration)
+                                          for _ in range(args.rounds)])
+                for conns in args.conns]
+
+
+def bench_interleaved(args) -> list[Row]:
+    """Every server up at once; round r measures each style in turn, starting one further
+    along each round, so a burst of load from elsewhere on a shared box hits all alike."""
+    samples = {}
+    with contextlib.ExitStack() as stack:
+        running = {}
+        for style in args.styles:
+            try:
+                running[style] = stack.enter_context(servers.running(style, args.mode))
+            except RuntimeError as error:
+                print(f"  {style}: skipped: {error}", file=sys.stderr)
+        order = list(running)
+        for r in range(args.rounds):
+            for style in order[r % len(order):] + order[:r % len(order)]:
+                for conns in args.conns:
+                    samples.setdefault((style, conns), []).append(
+                        measure(args.client, running[style].port, args.mode, conns, args.duration))
+    return [median_row(style, conns, samples[style, conns]) for style in order for conns in args.conns]
 
 
 def add_ratios(rows: list[Row]) -> None:
@@ -123,6 +148,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--mode", choices=("http", "echo"), default="http")
     parser.add_argument("--client", choices=("auto", "wrk", "loadgen"), default="auto",
                         help="auto: wrk for http when installed, else bench.loadgen")
+    parser.add_argument("--interleave", action="store_true",
+                        help="start every server at once and take the rounds in turns (shared boxes)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args()
     args.styles = args.styles.split(",") if args.styles else servers.styles_for(args.mode)
@@ -139,14 +166,18 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     servers.raise_nofile(max(args.conns) + FD_MARGIN)
-    rows = []
-    for style in args.styles:
-        try:
-            rows += bench_style(style, args)
-        except (RuntimeError, subprocess.SubprocessError) as error:
-            print(f"  {style}: skipped: {error}", file=sys.stderr)
+    if args.interleave:
+        rows = bench_interleaved(args)
+    else:
+        rows = []
+        for style in args.styles:
+            try:
+                rows += bench_style(style, args)
+            except (RuntimeError, subprocess.SubprocessError) as error:
+                print(f"  {style}: skipped: {error}", file=sys.stderr)
     add_ratios(rows)
-    print(f"\n{args.mode}, client {args.client}, {args.duration:g} s x {args.rounds} rounds (median)")
+    print(f"\n{args.mode}, client {args.client}, {args.duration:g} s x {args.rounds} rounds (median"
+          f"{', interleaved' if args.interleave else ''})")
     print_table(rows)
     if args.json:
         with open(args.json, "w") as f:
