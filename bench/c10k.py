@@ -20,7 +20,6 @@ ephemeral ports to connect from.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import json
 import math
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from bench import servers
 from bench.loadgen import REQUEST, content_length
+from bench.servers import tree  # also used by demos.harness
 
 CONNECT_WINDOW = 512  # connects in flight at once: a flood overflows the SYN and accept
 #                       queues, and every dropped SYN costs a one-second retransmit
@@ -55,15 +55,6 @@ class Report:
     rss_before: int  # bytes
     rss_after: int
     bytes_per_connection: float
-
-
-def tree(pid: int) -> list[int]:
-    """`pid` and all its descendants."""
-    pids = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
-            pids += [p for child in (task / "children").read_text().split() for p in tree(int(child))]
-    return pids
 
 
 def rss(pid: int) -> int:

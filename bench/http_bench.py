@@ -9,7 +9,9 @@
 For each style: start the server pinned to CPU 0 (`bench.servers`), then for
 each concurrency run the client pinned to CPU 1 `--rounds` times for
 `--duration` seconds, and report the median of the rounds: requests/s, p50
-and p99 latency, errors, and the ratio of requests/s to asyncio_streams
+and p99 latency, errors, the ratio of requests/s to asyncio_streams, and the
+server's CPU time per request (its whole process tree, from /proc) with the
+same ratio taken on it
 (`--interleave` starts every server first and takes the rounds in turns). The
 client is `wrk` (one thread, `--latency`) when installed, otherwise
 `bench.loadgen`, whose numbers are lower and not comparable with wrk's.
@@ -25,7 +27,7 @@ import shutil
 import statistics
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from bench import servers
 
@@ -40,6 +42,8 @@ class Sample:
     p50: float  # seconds
     p99: float
     errors: int
+    requests: int
+    cpu: float | None  # server CPU seconds (user + system, whole process tree) per request
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Row(Sample):
     style: str
     conns: int
     ratio: float | None  # rps / the baseline's rps at the same concurrency
+    cpu_ratio: float | None  # the baseline's cpu per request / this cpu per request
 
 
 def client_command(client: str, port: int, mode: str, conns: int, duration: float) -> list[str]:
@@ -73,31 +78,36 @@ def parse_wrk(output: str) -> Sample:
     bad_status = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = sum(map(int, socket_errors.groups())) if socket_errors else 0
     return Sample(rps=float(required(r"Requests/sec:\s+([\d.]+)")[0]), p50=seconds("50"),
-                  p99=seconds("99"), errors=errors + (int(bad_status[1]) if bad_status else 0))
+                  p99=seconds("99"), errors=errors + (int(bad_status[1]) if bad_status else 0),
+                  requests=int(required(r"(\d+) requests in")[0]), cpu=None)
 
 
 def parse_loadgen(output: str) -> Sample:
     result = json.loads(output)
-    return Sample(rps=result["rps"], p50=result["p50"], p99=result["p99"], errors=result["errors"])
+    return Sample(rps=result["rps"], p50=result["p50"], p99=result["p99"], errors=result["errors"],
+                  requests=result["requests"], cpu=None)
 
 
-def measure(client: str, port: int, mode: str, conns: int, duration: float) -> Sample:
-    output = subprocess.run(client_command(client, port, mode, conns, duration), capture_output=True,
+def measure(client: str, server: servers.Server, mode: str, conns: int, duration: float) -> Sample:
+    before = servers.cpu_seconds(server.pid)
+    output = subprocess.run(client_command(client, server.port, mode, conns, duration), capture_output=True,
                             text=True, check=True, timeout=duration + CLIENT_GRACE).stdout
-    return parse_wrk(output) if client == "wrk" else parse_loadgen(output)
+    used = servers.cpu_seconds(server.pid) - before
+    sample = parse_wrk(output) if client == "wrk" else parse_loadgen(output)
+    return replace(sample, cpu=used / max(1, sample.requests))
 
 
 def median_row(style: str, conns: int, samples: list[Sample]) -> Row:
-    row = Row(style=style, conns=conns, ratio=None,
+    row = Row(style=style, conns=conns, ratio=None, cpu_ratio=None,
               **{field: statistics.median(getattr(s, field) for s in samples)
-                 for field in ("rps", "p50", "p99", "errors")})
+                 for field in ("rps", "p50", "p99", "errors", "requests", "cpu")})
     print(f"  {style} @ {conns}: {row.rps:,.0f} req/s", file=sys.stderr, flush=True)
     return row
 
 
 def bench_style(style: str, args) -> list[Row]:
     with servers.running(style, args.mode) as server:
-        return [median_row(style, conns, [measure(args.client, server.port, args.mode, conns, args.duration)
+        return [median_row(style, conns, [measure(args.client, server, args.mode, conns, args.duration)
                                           for _ in range(args.rounds)])
                 for conns in args.conns]
 
@@ -118,24 +128,28 @@ def bench_interleaved(args) -> list[Row]:
             for style in order[r % len(order):] + order[:r % len(order)]:
                 for conns in args.conns:
                     samples.setdefault((style, conns), []).append(
-                        measure(args.client, running[style].port, args.mode, conns, args.duration))
+                        measure(args.client, running[style], args.mode, conns, args.duration))
     return [median_row(style, conns, samples[style, conns]) for style in order for conns in args.conns]
 
 
 def add_ratios(rows: list[Row]) -> None:
-    baseline = {row.conns: row.rps for row in rows if row.style == servers.BASELINE}
+    baseline = {row.conns: row for row in rows if row.style == servers.BASELINE}
     for row in rows:
-        if baseline.get(row.conns):
-            row.ratio = row.rps / baseline[row.conns]
+        if (base := baseline.get(row.conns)) is not None:
+            row.ratio = row.rps / base.rps if base.rps else None
+            row.cpu_ratio = base.cpu / row.cpu if row.cpu else None
 
 
 def print_table(rows: list[Row]) -> None:
+    """req/s and its ratio; then server CPU per request and the baseline's over it, which
+    stays put when other programs share the server's core (req/s does not)."""
     print(f"{'style':<20} {'conns':>6} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-          f"{'vs ' + servers.BASELINE:>20}")
+          f"{'vs ' + servers.BASELINE:>20} {'cpu us/req':>11} {'cpu vs base':>12}")
     for row in rows:
         ratio = f"{row.ratio:.2f}x" if row.ratio is not None else "-"
+        cpu_ratio = f"{row.cpu_ratio:.2f}x" if row.cpu_ratio is not None else "-"
         print(f"{row.style:<20} {row.conns:>6} {row.rps:>10,.0f} {row.p50 * 1e3:>8.2f} "
-              f"{row.p99 * 1e3:>8.2f} {row.errors:>7g} {ratio:>20}")
+              f"{row.p99 * 1e3:>8.2f} {row.errors:>7g} {ratio:>20} {row.cpu * 1e6:>11.2f} {cpu_ratio:>12}")
 
 
 def parse_args() -> argparse.Namespace:

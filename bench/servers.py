@@ -8,6 +8,8 @@ only the `UNPINNED` styles, which need more than one core, share the client's.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import resource
 import select
 import subprocess
@@ -83,6 +85,29 @@ def wait_ready(process: subprocess.Popen, style: str) -> int:
             if line.startswith("READY "):
                 return int(line.split()[1])
     raise RuntimeError(f"{style} did not print READY within {READY_TIMEOUT} s")
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (nginx and the worker styles serve from children)."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            pids += [p for child in (task / "children").read_text().split() for p in tree(int(child))]
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by `pid`'s process tree, from /proc/PID/stat.
+
+    Unlike requests/s it hardly moves when other programs share the server's
+    core, so it is the steadier measure of cost on a busy machine.
+    """
+    total = 0
+    for member in tree(pid):
+        with contextlib.suppress(FileNotFoundError):  # a child that just exited
+            fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (man 5 proc)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def raise_nofile(needed: int) -> None:
