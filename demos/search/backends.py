@@ -1,20 +1,22 @@
 """The three backends the front calls in turn: user profile (A), product search (B), stock (C).
 
 Each is a msgpack-rpc server with one method, which runs its query on an IO
-thread: SQLite blocks, and Main must not. An option adds a latency to every
-call, standing for the network and the remote database the demo does not have.
+thread: SQLite blocks, and Main must not. An option gives every call a
+latency, standing for the network and the remote database the demo does not
+have; the local query runs within it (a call takes the latency or its query,
+whichever is longer).
 
 A query takes SQLite microseconds; the trip to an IO thread and back costs
 more (a task, two thread wake-ups, two hand-offs of the GIL). Under load
 many calls want their query at once, so `Trips` sends the queries asked
 for in one turn of the loop together, as a database client batches what it
-sends: one latency, one trip to IO for all of them.
+sends: one trip to IO, one latency, for all of them.
 """
 from dataclasses import dataclass
 from functools import partial
 
 import rpc
-from kernel import Dispatchers, Future, sleep, spawn, with_context
+from kernel import Dispatchers, Future, current_kernel, sleep, spawn, with_context
 
 from .data import Catalog
 
@@ -46,8 +48,8 @@ def _run_all(batch) -> list:
 
 
 class Trips:
-    """Queries asked for in one turn of the loop go together: one ``latency``, then one
-    ``with_context`` trip to IO for all of them.
+    """Queries asked for in one turn of the loop go together: one ``with_context`` trip to
+    IO for all of them, answered once ``latency`` has passed.
 
     Only tasks on Main use it (the rpc server's), so its list needs no lock.
     """
@@ -58,7 +60,7 @@ class Trips:
         self.waiting = []            # (query, args, Future) for the next trip
 
     def run(self, query, *args):
-        """``query(*args)`` on an IO thread, after the latency; returns its value (a trap)."""
+        """``query(*args)`` on an IO thread; returns its value, ``latency`` after the trip left (a trap)."""
         future = Future()
         self.waiting.append((query, args, future))
         if len(self.waiting) == 1:                     # the first of a batch books the trip
@@ -68,9 +70,11 @@ class Trips:
     def _trip(self):
         yield                                          # the rest of this turn's queries join in
         batch, self.waiting = self.waiting, []         # then the trip leaves: later ones wait for the next
-        if self.latency:
-            yield from sleep(self.latency)
+        clock = current_kernel().clock
+        due = clock.now() + self.latency
         outcomes = yield from with_context(self.dispatcher, _run_all, batch)
+        if (rest := due - clock.now()) > 0:
+            yield from sleep(rest)
         for (_, _, future), (value, error) in zip(batch, outcomes):
             if error is None:
                 future.set_result(value)

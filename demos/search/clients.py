@@ -67,7 +67,7 @@ class Backends(_Backends):
         """Make the call ``ask`` describes (a ``steps.Ask``); return the answer (a trap)."""
         try:
             return (yield from self.clients[ask.role].call(ask.method, *ask.args))
-        except (rpc.RPCError, OSError) as e:             # Timeout is an OSError too
+        except (rpc.RPCError, OSError) as e:
             raise self.failure(ask.role, e) from e
 
     def ask_cb(self, ask, callback) -> None:

@@ -159,14 +159,13 @@ class Catalog:
 
     def search(self, query: str, country: str, limit: int) -> list:
         """Up to ``limit`` products sold in ``country`` whose name has every word of
-        ``query``, cheapest first: ``[[id, name, price], ...]``."""
+        ``query``, cheapest first: ``[(id, name, price), ...]``."""
         first, *others = words(query) or [""]
         sql = ["SELECT p.id, p.name, p.price FROM product_words w JOIN products p ON p.id = w.product_id",
                "WHERE w.word = ? AND w.country = ?"]
         sql += ["AND instr(' ' || p.name || ' ', ?) > 0"] * len(others)
         sql.append("ORDER BY w.price, w.product_id LIMIT ?")
-        args = [first, country, *(f" {word} " for word in others), limit]
-        return [list(row) for row in self._query(" ".join(sql), args)]
+        return self._query(" ".join(sql), [first, country, *(f" {word} " for word in others), limit])
 
     def stock(self, product_ids: list) -> list:
         """The quantity in stock of each product, in the order asked (0 if unknown)."""
