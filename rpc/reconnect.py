@@ -154,34 +154,39 @@ class BlockingPool:
         self._lock = threading.Lock()
         self._idle = deque()              # (generation, client)
         self._generation = 0              # bumped by every failure
+        self._answers = 0                 # answers so far
         self._retry_at = 0.0              # monotonic time before which we do not connect
         self._closed = False
 
     def _take(self, method):
+        """``(generation, answers so far, client)``: an idle connection, else a new one."""
         with self._lock:
             while self._idle:
                 generation, client = self._idle.pop()
                 if generation == self._generation:
-                    return generation, client
+                    return generation, self._answers, client
                 client.close()            # opened before a failure: presumed dead
             if time.monotonic() < self._retry_at:
                 raise ConnectionLost(f"{method}: {self.host}:{self.port} is down (retrying later)")
-            generation = self._generation
+            generation, answers = self._generation, self._answers
         try:
-            return generation, BlockingClient(self.host, self.port, timeout=self.timeout)
+            return generation, answers, BlockingClient(self.host, self.port, timeout=self.timeout)
         except OSError as e:
-            self._failed(generation)
+            self._failed(generation, answers)
             raise ConnectionLost(f"{method}: cannot connect to {self.host}:{self.port}: {e}") from e
 
-    def _failed(self, generation):
+    def _failed(self, generation, answers):
         with self._lock:
-            if generation == self._generation:     # the first to notice this outage
+            # Only the first to notice an outage opens the window, and only if no answer
+            # came since its attempt began: a connect refused just before the server came
+            # back must not shut out the callers it is already answering.
+            if generation == self._generation and answers == self._answers:
                 self._generation += 1
                 self._retry_at = time.monotonic() + self.backoff.next()
 
     def call(self, method: str, *args, timeout: float | None = None):
         """Call ``method(*args)``, blocking this thread; ``ConnectionLost`` if the server is away."""
-        generation, client = self._take(method)
+        generation, answers, client = self._take(method)
         try:
             result = client.call(method, *args, timeout=timeout or self.timeout)
         except RemoteError:
@@ -189,7 +194,7 @@ class BlockingPool:
             raise
         except (ConnectionLost, OSError) as e:     # TimeoutError and socket errors are OSErrors
             client.close()
-            self._failed(generation)
+            self._failed(generation, answers)
             if isinstance(e, ConnectionLost):
                 raise
             raise ConnectionLost(f"{method}: {e}") from e
@@ -202,6 +207,7 @@ class BlockingPool:
     def _put_back(self, client):
         """An answer came: the server is up. Stop failing fast and keep the connection."""
         with self._lock:
+            self._answers += 1
             self._retry_at = 0.0
             self.backoff.reset()
             if self._closed:
