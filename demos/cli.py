@@ -38,7 +38,11 @@ def _command(target):
 
     @functools.wraps(demo)
     def command(**options):
-        demo(echo=typer.echo, **options)
+        try:
+            demo(echo=typer.echo, **options)
+        except (OSError, ValueError, RuntimeError) as e:   # a port in use, a file not ours, no bench/
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
 
     command.__signature__ = signature.replace(
         parameters=[p for name, p in signature.parameters.items() if name != "echo"])

@@ -2,6 +2,7 @@
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -57,6 +58,15 @@ def test_bad_options_get_a_message_not_a_traceback(args, message):
     result = invoke(*args)
     assert result.exit_code == 2, result.output
     assert message in plain(result.output)
+    assert "Traceback" not in result.output
+
+
+def test_a_port_in_use_is_a_message_not_a_traceback():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = invoke("demo", "run", "coroutines", "--port", str(taken.getsockname()[1]))
+    assert result.exit_code == 1 and "Address already in use" in result.output
     assert "Traceback" not in result.output
 
 
