@@ -133,6 +133,7 @@ class Bench:
         self.task = self.progress.add_task("starting", total=rounds * runs * duration)
         self.done = 0.0
         self.servers = harness.bench("servers")
+        self.load_before = round(os.getloadavg()[0], 2)   # other jobs on the machine, before ours start
         self.workdir = Path(tempfile.mkdtemp(prefix="genloop-bench-"))
 
     def __enter__(self) -> "Bench":
@@ -239,8 +240,10 @@ class Bench:
         about = machine()
         rounds = f", median of {self.rounds} rounds" if self.rounds > 1 else ""
         console.print(f"client {self.client}, {self.duration} s per run{rounds}; {about['cpu']}, "
-                      f"{about['cores']} cores, Python {about['python']}, load average {about['load_average'][0]}")
-        _save(json_file, {"title": title, "command": sys.argv, "machine": about, "client": self.client,
+                      f"{about['cores']} cores, Python {about['python']}, load average {self.load_before} "
+                      f"before, {about['load_average'][0]} after")
+        _save(json_file, {"title": title, "command": sys.argv, "machine": about, "load_before": self.load_before,
+                          "client": self.client,
                           "duration": self.duration, "rounds": self.rounds, **settings,
                           "rows": [asdict(r) for r in self.rows]})
         if chart is not None:
