@@ -3,10 +3,13 @@
 Each server runs in a process of its own pinned to one CPU and the load
 generator in another pinned to the other (`demos.harness`): wrk when it is
 installed, else `demos.loadgen` on genloop. While the load runs, the server's
-process tree is sampled for its peak memory (PSS) and threads. The table has
-one row per style and concurrency; `--json` keeps the figures with the
-machine and the command, `--chart` draws throughput and p99 against
-concurrency (matplotlib, the `plot` extra).
+process tree is sampled for its peak memory (PSS) and threads, and its CPU
+time is divided by the requests answered: on a machine shared with other jobs
+requests/s swing, CPU per request hardly does. `--rounds` goes over all the
+styles that many times and keeps medians. The table has one row per style and
+concurrency; `--json` keeps the figures with the machine and the command,
+`--chart` draws throughput and p99 against concurrency (matplotlib, the
+`plot` extra).
 """
 import functools
 import json
@@ -43,6 +46,7 @@ app = typer.Typer(help="Measure the demos: throughput, latency, memory and threa
 PIPE_WIDTH = 120
 console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
 
+#: Seconds of load per run (wrk counts whole seconds).
 DURATION = 5
 #: Seconds between two updates of the progress bar.
 PROGRESS_EVERY = 0.1
