@@ -3,9 +3,10 @@
 A server measured from inside the process that loads it would share its
 GIL and its memory figures with the client, so each demo under measure runs
 as `genloop demo run --peer NAME ...` in a child process (pinned to a CPU
-when asked) and prints `READY <port>`, the `bench.peers` contract. The
-reading of that line, the CPU layout, the file limit, RSS and the client
-machinery come from the bench harness in `bench/` (source checkout only).
+when asked) and prints `READY <port>`, the `bench.peers` contract. `Peak`
+watches its memory, threads and CPU time while it is loaded. The reading of
+that line, the CPU layout, the file limit, the process tree and the clients'
+output come from the bench harness in `bench/` (source checkout only).
 """
 import contextlib
 import importlib
