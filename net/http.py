@@ -19,8 +19,8 @@ deadline (``idle_timeout`` between requests, while a body stalls or while a
 slow reader holds up a send; ``header_timeout`` from the first read of an
 unfinished request head), and one sweeper task per server cancels the
 connections whose deadline has passed, every quarter of the shortest
-timeout (at most ``MAX_SWEEP``). A connection is never cut early and at
-most two sweeps late.
+timeout (at most ``MAX_SWEEP``). A connection is cut between its timeout
+and two sweeps after it.
 """
 import logging
 import socket as _socket
@@ -362,8 +362,8 @@ class HttpService:
     Deadlines come from a coarse clock the sweeper advances: a waiting
     connection copies ``idle_deadline`` (or ``head_deadline`` once, when a
     request head stays unfinished), so waiting costs no clock read and no
-    timer. Both are one sweep later than exact, so a connection is never cut
-    early; it is cut at most two sweeps late. Once ``closing`` (the server
+    timer. Both are one sweep later than exact, so a connection is not cut
+    early (while the sweeper keeps its pace) and at most two sweeps late. Once ``closing`` (the server
     was closed), responses say ``Connection: close`` and connections idle
     between requests are cancelled.
     """
