@@ -96,7 +96,7 @@ def memory(pid: int) -> int:
     once per child: a thousand children of a 40 MiB server would "use" 40 GiB.
     """
     total = 0
-    for member in bench("c10k").tree(pid):
+    for member in bench("servers").tree(pid):
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):   # a child that just exited
             for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
@@ -108,7 +108,7 @@ def memory(pid: int) -> int:
 def threads(pid: int) -> int:
     """OS threads in ``pid``'s process tree (a forked child counts its one thread)."""
     total = 0
-    for member in bench("c10k").tree(pid):
+    for member in bench("servers").tree(pid):
         with contextlib.suppress(FileNotFoundError):
             for line in Path(f"/proc/{member}/status").read_text().splitlines():
                 if line.startswith("Threads:"):
@@ -117,15 +117,10 @@ def threads(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) used so far by ``pid``'s process tree, reaped children included."""
-    total = 0
-    for member in bench("c10k").tree(pid):
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])          # utime, stime
-            if member == pid:
-                total += int(fields[13]) + int(fields[14])      # cutime, cstime: children it reaped
-    return total / CLOCK_TICKS
+    """``bench.servers.cpu_seconds`` (the live process tree) plus the children ``pid`` has
+    reaped: a fork server's children end with their connections, before the tree is read."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return bench("servers").cpu_seconds(pid) + (int(fields[13]) + int(fields[14])) / CLOCK_TICKS   # cutime, cstime
 
 
 class Peak:
