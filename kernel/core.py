@@ -198,6 +198,9 @@ class Kernel:
         except StopIteration as e:
             trap = None
             self._finish(task, e.value, None)
+        except (KeyboardInterrupt, SystemExit) as e:
+            self._finish(task, None, e)
+            raise                     # Ctrl-C and exit() stop the kernel, not just this task
         except BaseException as e:  # noqa: BLE001 - the task's own exception, kept
             trap = None
             self._finish(task, None, e)
@@ -262,7 +265,8 @@ class Kernel:
             self.main_pool.poke()      # shutdown waits on Main for the task table to empty
         if task._group is not None:
             task._group._child_done(task)
-        elif exc is not None and not watchers and not isinstance(exc, (Cancelled, GeneratorExit)):
+        elif exc is not None and not watchers and not isinstance(exc, (Cancelled, GeneratorExit,
+                                                                          KeyboardInterrupt, SystemExit)):
             log.error("task #%d %r died and nobody joined it:\n%s", task.id, task.name,
                       "".join(traceback.format_exception(exc)))
 

@@ -58,7 +58,11 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
         kernel.monitor = start_monitor(kernel, monitor)
         root = kernel.new_task(main, args, Dispatchers.Main, None, None)
         kernel.watch(root, lambda t: None)   # run() reports its outcome: no "nobody joined" log
-        loop(kernel, lambda: root.done, watchdog)
+        try:
+            loop(kernel, lambda: root.done, watchdog)
+        except (KeyboardInterrupt, SystemExit):
+            _shutdown(kernel, watchdog)    # Ctrl-C: still cancel, reap and stop everything
+            raise
         _shutdown(kernel, watchdog)
     finally:
         _running.kernel = None
