@@ -154,7 +154,7 @@ class Kernel:
         thread may already be stepping it.
         """
         value = task._value
-        exc = task._exc
+        exc = thrown = task._exc
         task._value = task._exc = None
         if task._cancel_pending and not task.steps:     # cancelled before it ever ran
             exc = self._take_cancel(task) or exc
@@ -200,7 +200,8 @@ class Kernel:
             self._finish(task, e.value, None)
         except (KeyboardInterrupt, SystemExit) as e:
             self._finish(task, None, e)
-            raise                     # Ctrl-C and exit() stop the kernel, not just this task
+            if e is not thrown:       # raised here, not handed on by a join:
+                raise                 # Ctrl-C and exit() stop the kernel, not just this task
         except BaseException as e:  # noqa: BLE001 - the task's own exception, kept
             trap = None
             self._finish(task, None, e)
