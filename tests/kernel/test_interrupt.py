@@ -22,8 +22,9 @@ def test_ctrl_c_in_a_task_reaches_the_caller_and_leaves_nothing_running():
         yield
 
     def main():
-        yield from spawn(sleeper, dispatcher=Dispatchers.Default)
-        yield
+        s = yield from spawn(sleeper, dispatcher=Dispatchers.Default)
+        while s.state != "waiting":                # let it reach its sleep (and its try)
+            yield
         t = yield from spawn(interrupted)
         yield from t.join()
         return "went on"
