@@ -466,7 +466,3 @@ class Kernel:
         # A pool created meanwhile (a worker spawning onto a new dispatcher) was not checked.
         return (len(self.pools) == len(pools) + 1 and [p.pushes for p in pools] == before
                 and self.main_pool.idle())
-
-    def idle(self) -> bool:
-        """No task runnable anywhere and no I/O wait pending (the virtual clock may jump)."""
-        return not self.poller.waiting and self.workers_idle()

@@ -142,17 +142,7 @@ class Stepper:
         while pool is None:
             self._wait_for_work()
             name, pool = self._next()
-        task = pool.queue.popleft()
-        kernel = self.kernel
-        kernel.tls.pool = pool
-        _local.kernel = kernel
-        try:
-            kernel.step(task)
-        finally:
-            _local.kernel = None
-        home = task._pool
-        if home is not None and home.limited:
-            home.release()
+        task = self._run_one(pool)
         self.number += 1
         event = self._event(name, task)
         self.events.append(event)
@@ -203,6 +193,21 @@ class Stepper:
         """Live tasks by id."""
         return dict(self.kernel.tasks)
 
+    def _run_one(self, pool):
+        """Step the next task of ``pool`` as if on one of its workers; return it."""
+        task = pool.queue.popleft()
+        home = task._pool
+        kernel = self.kernel
+        kernel.tls.pool = pool
+        _local.kernel = kernel
+        try:
+            kernel.step(task)
+        finally:
+            _local.kernel = None
+        if home is not None and home.limited:
+            home.release()
+        return task
+
     def close(self):
         """Cancel what is still alive, step until it has ended, release the poller."""
         for t in list(self.kernel.tasks.values()):
@@ -217,9 +222,7 @@ class Stepper:
                     break
                 guard += 1
                 continue
-            task = pool.queue.popleft()
-            self.kernel.tls.pool = pool
-            self.kernel.step(task)
+            self._run_one(pool)
             guard += 1
         self.kernel.poller.close()
 
