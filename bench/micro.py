@@ -264,7 +264,7 @@ def run_trio(bench: str, arg) -> float:
 # --------------------------------------------------------------------------
 
 def run_genloop(bench: str, arg, on_default: bool = False) -> float:
-    from kernel import Dispatchers, Queue, run, sleep, spawn
+    from genloop.kernel import Dispatchers, Queue, run, sleep, spawn
 
     dispatcher = Dispatchers.Default if on_default else None  # None: parent's (Main)
 
@@ -352,8 +352,8 @@ RUNNERS = {
 }
 
 IMPORT_CHECKS = {
-    "genloop": "from kernel import run, spawn, sleep, Queue, Dispatchers",
-    "genloop-default": "from kernel import run, spawn, sleep, Queue, Dispatchers",
+    "genloop": "from genloop import run, spawn, sleep, Queue, Dispatchers",
+    "genloop-default": "from genloop import run, spawn, sleep, Queue, Dispatchers",
     "asyncio": "import asyncio",
     "uvloop": "import uvloop",
     "trio": "import trio, trio.lowlevel",
@@ -495,7 +495,10 @@ def render_table(results: dict, libs: list[str], benches: list[str],
             row.append(fmt_cell(r["best"], base, r["status"]))
         rows.append(row)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
     out = [line(header), line(["-" * w for w in widths])]
     out += [line(r) for r in rows]
     return "\n".join(out)

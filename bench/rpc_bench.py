@@ -56,8 +56,7 @@ FIGURES = ("rate", "p50_ms", "p99_ms", "server_cpu_us", "client_cpu_us")
 # -- the measured client loop, one per implementation -------------------------
 
 def genloop_load(port: int, callers: int, warmup: float, duration: float):
-    import kernel
-    import rpc
+    from genloop import kernel, rpc
 
     def main():
         client = yield from rpc.connect(HOST, port)
@@ -121,9 +120,8 @@ LOADS = {
 
 
 def genloop_serve(port: int) -> None:
-    import kernel
-    import rpc
     from bench.rpc_asyncio import BENCH_METHODS, READY
+    from genloop import kernel, rpc
 
     def main():
         server = rpc.Server()

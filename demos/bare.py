@@ -222,7 +222,7 @@ def serve_connection(conn: socket.socket, mode: Mode) -> None:
 
 
 def main(serve: Callable[..., None]) -> None:
-    """`python -m demos.NAME [port] [http|echo]`: serve on 127.0.0.1 until Ctrl-C."""
+    """`python -m genloop.demos.NAME [port] [http|echo]`: serve on 127.0.0.1 until Ctrl-C."""
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     mode = sys.argv[2] if len(sys.argv) > 2 else "http"
     ready, stop = threading.Event(), threading.Event()

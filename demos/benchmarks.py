@@ -32,13 +32,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from demos import c10k as c10k_demo
-from demos import harness
-from demos.search import data
-from demos.search.backends import ROLES
-from demos.search.blocking import THREADS
-from demos.search.front import STYLES as FRONTS
-from demos.styles import STYLES
+from genloop.demos import c10k as c10k_demo
+from genloop.demos import harness
+from genloop.demos.search import data
+from genloop.demos.search.backends import ROLES
+from genloop.demos.search.blocking import THREADS
+from genloop.demos.search.front import STYLES as FRONTS
+from genloop.demos.styles import STYLES
 
 app = typer.Typer(help="Measure the demos: throughput, latency, memory and threads, style by style.",
                   no_args_is_help=True)
@@ -166,7 +166,7 @@ class Bench:
         if self.client == "wrk":
             return [*pinned, "wrk", "-t1", f"-c{concurrency}", f"-d{self.duration}s", "--latency", *extra,
                     f"http://127.0.0.1:{port}/"]
-        return [*pinned, sys.executable, "-m", "demos.loadgen", "--port", str(port), "-c", str(concurrency),
+        return [*pinned, sys.executable, "-m", "genloop.demos.loadgen", "--port", str(port), "-c", str(concurrency),
                 "-d", str(self.duration), "--json", *extra]
 
     def run(self, servers: dict, concurrency: list[int], extra=(), helpers=()) -> None:

@@ -23,11 +23,10 @@ from typing import Annotated, Literal
 
 import typer
 
-from kernel import Dispatchers, Event, Instrument, run, with_context
-from net.http import Response, serve_http
-
-from demos.options import HOST, PORT, Host, Port
-from demos.serving import serve_until_interrupt
+from genloop.demos.options import HOST, PORT, Host, Port
+from genloop.demos.serving import serve_until_interrupt
+from genloop.kernel import Dispatchers, Event, Instrument, run, with_context
+from genloop.net.http import Response, serve_http
 
 #: Seconds of work per /slow: long enough to see, short enough to wait for.
 SLOW_SECONDS = 0.5

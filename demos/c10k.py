@@ -20,8 +20,8 @@ from typing import Annotated, Literal
 
 import typer
 
-from demos.harness import bench, launched, memory, threads
-from demos.styles import STYLES
+from genloop.demos.harness import bench, launched, memory, threads
+from genloop.demos.styles import STYLES
 
 CONNECTIONS = 10_000
 #: The fork server makes a process per connection: beyond this many the machine, not the

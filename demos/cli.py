@@ -5,7 +5,8 @@ import inspect
 
 import typer
 
-from demos import benchmarks, serving
+from genloop import __version__
+from genloop.demos import benchmarks, serving
 
 app = typer.Typer(help="genloop: a coroutine kernel of plain generators, and the demos that teach it.",
                   no_args_is_help=True, add_completion=False)
@@ -18,15 +19,15 @@ demo_app.add_typer(run_app, name="run")
 #: name -> (where its ``demo(echo, **options)`` is: "module" or "module:function",
 #: one line on the idea it shows). The options become the command's options.
 DEMOS = {
-    "hello": ("demos.hello", "coroutines hopping across Main, Default and IO; prints the thread of every step"),
-    "fork": ("demos.styles:fork", "a process per connection (os.fork): isolated, but a fork and megabytes per client"),
-    "threads": ("demos.styles:threads", "a thread per connection: plain blocking code, a stack and a switch per client"),
-    "event-loop": ("demos.styles:event_loop_demo", "one thread and a bare epoll loop: every socket, no thread each"),
-    "reactor": ("demos.styles:reactor_demo", "an epoll loop hands requests to a worker pool and gets replies back"),
-    "coroutines": ("demos.styles:coroutines_demo", "the same server on genloop: sequential handlers, one thread"),
-    "search": ("demos.search", "an HTTP front calling three RPC backends in turn: blocking, callbacks, coroutines"),
-    "blocking-loop": ("demos.blocking_loop", "a slow handler on Main stalls every client; on a dispatcher it stalls none"),
-    "c10k": ("demos.c10k", "holds N connections open on one style: how many are answered, memory per connection"),
+    "hello": ("genloop.demos.hello", "coroutines hopping across Main, Default and IO; prints the thread of every step"),
+    "fork": ("genloop.demos.styles:fork", "a process per connection (os.fork): isolated, but a fork and megabytes per client"),
+    "threads": ("genloop.demos.styles:threads", "a thread per connection: plain blocking code, a stack and a switch per client"),
+    "event-loop": ("genloop.demos.styles:event_loop_demo", "one thread and a bare epoll loop: every socket, no thread each"),
+    "reactor": ("genloop.demos.styles:reactor_demo", "an epoll loop hands requests to a worker pool and gets replies back"),
+    "coroutines": ("genloop.demos.styles:coroutines_demo", "the same server on genloop: sequential handlers, one thread"),
+    "search": ("genloop.demos.search", "an HTTP front calling three RPC backends in turn: blocking, callbacks, coroutines"),
+    "blocking-loop": ("genloop.demos.blocking_loop", "a slow handler on Main stalls every client; on a dispatcher it stalls none"),
+    "c10k": ("genloop.demos.c10k", "holds N connections open on one style: how many are answered, memory per connection"),
 }
 
 
@@ -68,11 +69,29 @@ def demo_list():
         typer.echo(f"{name:<{width}}  {idea}")
 
 
-from demos import teach_cli  # noqa: E402 - the teaching commands live in their own module
+from genloop.demos import teach_cli  # noqa: E402 - the teaching commands live in their own module
+
 app.command("step")(teach_cli.step)
 app.command("trace")(teach_cli.trace)
 app.command("monitor")(teach_cli.monitor)
 
 
+def _version(show: bool):
+    if show:
+        typer.echo(f"genloop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="Print genloop's version and exit.")):
+    """genloop: a coroutine kernel of plain generators, and the demos that teach it."""
+
+
+def main():
+    """The console script and ``python -m genloop``."""
+    app(prog_name="genloop")
+
+
 if __name__ == "__main__":
-    app()
+    main()

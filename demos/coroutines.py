@@ -16,11 +16,10 @@ contract.
 """
 import threading
 
-from kernel import Event, run
-from net import serve_tcp
-from net.http import Response, serve_http
-
-from demos import bare
+from genloop.demos import bare
+from genloop.kernel import Event, run
+from genloop.net import serve_tcp
+from genloop.net.http import Response, serve_http
 
 HELLO = Response(200, b"Hello, world!", (("Content-Type", "text/plain"),))
 

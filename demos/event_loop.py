@@ -21,7 +21,7 @@ across callbacks and explicit state (`Connection`) rather than written as a
 sequence. `demos.reactor` moves the work off the loop; coroutines bring the
 sequential code back.
 
-Run it: `python -m demos.event_loop [port] [http|echo]`. See `demos.bare` for
+Run it: `python -m genloop.demos.event_loop [port] [http|echo]`. See `demos.bare` for
 the `serve` contract.
 """
 
@@ -33,7 +33,7 @@ import threading
 from collections.abc import Callable
 from functools import partial
 
-from demos import bare
+from genloop.demos import bare
 
 HIGH_WATER = 256 * 1024  # unsent bytes above which a connection is not read any more
 

@@ -7,7 +7,7 @@ each child holds megabytes, sharing state between clients needs IPC, and the
 parent must reap every child (`waitpid`) or they linger as zombies. A few
 hundred clients are fine; ten thousand are not.
 
-Run it: `python -m demos.fork_server [port] [http|echo]`. See `demos.bare` for
+Run it: `python -m genloop.demos.fork_server [port] [http|echo]`. See `demos.bare` for
 the `serve` contract.
 """
 
@@ -18,7 +18,7 @@ import signal
 import socket
 import threading
 
-from demos import bare
+from genloop.demos import bare
 
 
 def serve(

@@ -49,7 +49,7 @@ class Launched:
 
 
 def _spawn(name: str, options, cpu: int | None) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "demos.cli", "demo", "run", "--peer", name, *options]
+    argv = [sys.executable, "-m", "genloop.demos.cli", "demo", "run", "--peer", name, *options]
     if cpu is not None:
         argv = ["taskset", "-c", str(cpu), *argv]
     return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

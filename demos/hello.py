@@ -7,7 +7,7 @@ printout names the OS thread under every step.
 import threading
 import time
 
-from kernel import Dispatchers, Instrument, gather, run, sleep, spawn, with_context
+from genloop.kernel import Dispatchers, Instrument, gather, run, sleep, spawn, with_context
 
 
 class ThreadReport(Instrument):

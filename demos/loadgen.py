@@ -1,6 +1,6 @@
 """An HTTP load generator on genloop itself: the client of `genloop bench` when wrk is not installed.
 
-    python -m demos.loadgen --port P [-c 100] [-d 5] [--paths FILE] [--json]
+    python -m genloop.demos.loadgen --port P [-c 100] [-d 5] [--paths FILE] [--json]
 
 Opens `-c` keep-alive connections, each a task that sends a GET, reads the
 whole answer, records the latency and goes again until the time is up; the
@@ -16,8 +16,8 @@ import re
 import sys
 import time
 
-from kernel import TaskGroup, Timeout, run, timeout_after
-from net import open_connection
+from genloop.kernel import TaskGroup, Timeout, run, timeout_after
+from genloop.net import open_connection
 
 #: Seconds past the duration a connection may take to finish its last exchange.
 GRACE = 5.0

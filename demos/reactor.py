@@ -14,7 +14,7 @@ the pool size caps how much blocking work runs at once; and the flow of one
 request is now split across two threads and a queue, which is hard to read,
 trace and cancel.
 
-Run it: `python -m demos.reactor [port] [http|echo]`. See `demos.bare` for the
+Run it: `python -m genloop.demos.reactor [port] [http|echo]`. See `demos.bare` for the
 `serve` contract; the extra option `workers` sizes the pool.
 """
 
@@ -28,8 +28,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 
-from demos import bare
-from demos.event_loop import IN, Connection, EventLoop
+from genloop.demos import bare
+from genloop.demos.event_loop import IN, Connection, EventLoop
 
 DEFAULT_WORKERS = 4  # a small pool: enough to overlap blocking work, few switches
 MAX_IN_FLIGHT = 1024  # requests per connection in the pool before it is not read any more

@@ -15,7 +15,7 @@ talk to it and stop it, and `genloop demo run` uses it to serve until Ctrl-C.
 import signal
 import threading
 
-from kernel import Event
+from genloop.kernel import Event
 
 #: Seconds a demo may take to listen: the search demo first generates its database.
 READY_TIMEOUT = 60.0

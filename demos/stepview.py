@@ -20,7 +20,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from kernel.introspect import task_tree, user_frames
+from genloop.kernel.introspect import task_tree, user_frames
 
 #: Steps of history drawn per worker lane.
 HISTORY = 16

@@ -4,9 +4,9 @@ All five serve the same protocols through the same `serve(host, port, *,
 mode, ready, stop)` entry (`demos.bare`), so they differ only in how they
 wait for sockets. Only the reactor has a worker pool to size.
 """
-from demos import coroutines, event_loop, fork_server, reactor, thread_server
-from demos.options import HOST, PORT, Host, Mode, Port, Workers, try_it
-from demos.serving import serve_until_interrupt
+from genloop.demos import coroutines, event_loop, fork_server, reactor, thread_server
+from genloop.demos.options import HOST, PORT, Host, Mode, Port, Workers, try_it
+from genloop.demos.serving import serve_until_interrupt
 
 #: name -> (its serve function, what it is, in a few words)
 STYLES = {

@@ -13,10 +13,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from kernel import run
-from kernel.monitor import MONITOR_PORT, PROMPT
-from kernel.stepper import DEFAULT_SIM_THREADS, Stepper
-from kernel.tracer import ChromeTracer
+from genloop.kernel import run
+from genloop.kernel.monitor import MONITOR_PORT, PROMPT
+from genloop.kernel.stepper import DEFAULT_SIM_THREADS, Stepper
+from genloop.kernel.tracer import ChromeTracer
 
 from . import timeline
 from .stepview import Session

@@ -8,7 +8,7 @@ state now needs locks; with the GIL only one thread runs Python at a time. It
 serves thousands of mostly idle clients, with memory and switching climbing
 with every one.
 
-Run it: `python -m demos.thread_server [port] [http|echo]`. See `demos.bare`
+Run it: `python -m genloop.demos.thread_server [port] [http|echo]`. See `demos.bare`
 for the `serve` contract.
 """
 
@@ -18,7 +18,7 @@ import contextlib
 import socket
 import threading
 
-from demos import bare
+from genloop.demos import bare
 
 
 def serve(

@@ -4,17 +4,25 @@ See ``run`` to start, and the README for a tour.
 """
 from .clock import MonotonicClock, VirtualClock
 from .dispatchers import Dispatcher, Dispatchers
-from .errors import (BusyResourceError, Cancelled, ClosedResourceError, QueueClosed, QueueEmpty,
-                     QueueFull, Timeout)
+from .errors import BusyResourceError, Cancelled, ClosedResourceError, QueueClosed, QueueEmpty, QueueFull, Timeout
 from .instruments import Instrument
-from .runner import run
+from .runner import current_kernel, notify_closing, run
 from .structured import TaskGroup, gather
 from .sync import Event, Future, Lock, Queue, Semaphore
 from .task import Task
 from .tracer import ChromeTracer
-from .traps import (checkpoint, current_task, park, sleep, spawn, switch_to, timeout_after,
-                    wait_readable, wait_writable, with_context)
-from .runner import current_kernel, notify_closing
+from .traps import (
+                     checkpoint,
+                     current_task,
+                     park,
+                     sleep,
+                     spawn,
+                     switch_to,
+                     timeout_after,
+                     wait_readable,
+                     wait_writable,
+                     with_context,
+)
 
 __all__ = [
     "run", "spawn", "Task", "sleep", "checkpoint", "current_task", "wait_readable",

@@ -18,7 +18,7 @@ from .errors import Cancelled, Timeout
 from .poller import Poller
 from .task import DONE, RUNNING, WAITING, Task
 from .timers import Timers
-from .traps import CALL, CURRENT, IO, JOIN, PARK, PARKED, SLEEP, SPAWN, SWITCH
+from .traps import PARKED
 
 log = logging.getLogger("genloop")
 

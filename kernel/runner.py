@@ -15,9 +15,9 @@ import logging
 import threading
 from time import monotonic as clock_real
 
-from .core import Kernel, _local as _running, current_kernel
+from .core import Kernel, current_kernel
+from .core import _local as _running
 from .dispatchers import Dispatchers
-from .errors import Cancelled
 from .monitor import start_monitor
 from .pools import MainPool, ThreadPool
 from .watchdog import Watchdog

@@ -1,7 +1,7 @@
 """genloop's networking: non-blocking sockets, buffered streams, TCP and HTTP servers."""
+from .http import Headers, Request, Response, serve_http
 from .socket import Socket
 from .stream import DEFAULT_LIMIT, IncompleteRead, LimitOverrun, Stream
-from .http import Headers, Request, Response, serve_http
 from .tcp import Server, listen, open_connection, serve_tcp
 from .workers import run_workers
 

@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, unquote
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
-from kernel import current_kernel, current_task, sleep
+from genloop.kernel import current_kernel, current_task, sleep
 
 from .tcp import DEFAULT_BACKLOG, serve_tcp
 

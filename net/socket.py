@@ -7,8 +7,8 @@ are built once per socket and reused.
 import errno
 import socket as _socket
 
-from kernel import current_kernel
-from kernel.traps import IO, READ, WRITE
+from genloop.kernel import current_kernel
+from genloop.kernel.traps import IO, READ, WRITE
 
 
 class Socket:

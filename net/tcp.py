@@ -2,7 +2,7 @@
 import logging
 import socket as _socket
 
-from kernel import Cancelled, Event, Semaphore, TaskGroup, sleep, spawn, timeout_after
+from genloop.kernel import Cancelled, Event, Semaphore, TaskGroup, sleep, spawn, timeout_after
 
 from .socket import Socket
 from .stream import DEFAULT_LIMIT, Stream

@@ -10,7 +10,7 @@ import signal
 import sys
 import traceback
 
-from kernel import run
+from genloop.kernel import run
 
 #: Signals the parent passes on to its children, so stopping the parent stops them.
 FORWARDED = (signal.SIGINT, signal.SIGTERM)

@@ -8,4 +8,4 @@ from .server import Server
 
 __all__ = ["connect", "Client", "BlockingClient", "Server", "Peer", "Registry", "RemoteError",
            "ConnectionLost", "RPCError", "ProtocolError", "Connection", "Request", "Response",
-           "Notification"]
+           "Notification", "ReconnectingClient", "BlockingPool", "Backoff"]

@@ -2,7 +2,7 @@
 import socket
 import threading
 
-from net import open_connection
+from genloop.net import open_connection
 
 from .errors import ConnectionLost, RemoteError
 from .peer import READ_SIZE, Peer, Registry

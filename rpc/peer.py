@@ -10,9 +10,9 @@ import logging
 import threading
 import types
 
-from kernel import Cancelled, Dispatchers, Event, TaskGroup, spawn, timeout_after, with_context
-from kernel.traps import PARK, PARKED
-from net import Stream
+from genloop.kernel import Cancelled, Dispatchers, Event, TaskGroup, spawn, timeout_after, with_context
+from genloop.kernel.traps import PARK, PARKED
+from genloop.net import Stream
 
 from .errors import ConnectionLost, RemoteError
 from .protocol import Connection, ProtocolError, Request, Response

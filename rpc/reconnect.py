@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 
-from kernel import Cancelled, sleep, spawn
+from genloop.kernel import Cancelled, sleep, spawn
 
 from .client import BlockingClient, connect
 from .errors import ConnectionLost, RemoteError

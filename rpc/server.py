@@ -1,5 +1,5 @@
 """The msgpack-rpc server: methods in a ``Registry``, one ``Peer`` per connection."""
-import net
+from genloop import net
 
 from .peer import Peer, Registry
 

@@ -16,8 +16,8 @@ import threading
 
 from bench.peers import cli
 from bench.peers.work import BACKLOG, RECV_SIZE
-from kernel import Dispatchers
-from net import Response, run_workers, serve_http, serve_tcp
+from genloop.kernel import Dispatchers
+from genloop.net import Response, run_workers, serve_http, serve_tcp
 
 HEADERS = (("Content-Type", "text/plain"),)
 BODY = b"Hello, world!"

@@ -21,9 +21,9 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from kernel import Event, run
-from demos.options import HOST, PORT, Host, Port
-from demos.serving import serve_until_interrupt
+from genloop.demos.options import HOST, PORT, Host, Port
+from genloop.demos.serving import serve_until_interrupt
+from genloop.kernel import Event, run
 
 from . import backends, data, front
 from .blocking import THREADS

@@ -15,8 +15,8 @@ sends: one trip to IO, one latency, for all of them.
 from dataclasses import dataclass
 from functools import partial
 
-import rpc
-from kernel import Dispatchers, Future, current_kernel, sleep, spawn, with_context
+from genloop import rpc
+from genloop.kernel import Dispatchers, Future, current_kernel, sleep, spawn, with_context
 
 from .data import Catalog
 

@@ -6,7 +6,7 @@ requests are in flight; the rest queue, however idle the threads are while
 they wait. Raising the pool buys concurrency with a stack and a context switch
 per thread.
 """
-from kernel import Dispatcher, with_context
+from genloop.kernel import Dispatcher, with_context
 
 from .clients import BlockingBackends
 from .steps import answer, ask_products, ask_stock, ask_user

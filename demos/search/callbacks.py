@@ -6,7 +6,7 @@ economical as coroutines, but the one sequence of three calls is cut in
 three, what one step needs from an earlier one travels by hand, and every
 step repeats the error check.
 """
-from kernel import Future
+from genloop.kernel import Future
 
 from .clients import Backends
 from .steps import answer, ask_products, ask_stock, ask_user

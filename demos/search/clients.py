@@ -7,7 +7,7 @@ Two kinds of client, one per way of waiting: `Backends` holds a
 reconnect with back-off after a backend restart, and both turn what went
 wrong into the front's three errors, so every style answers alike.
 """
-import rpc
+from genloop import rpc
 
 from .backends import ROLES
 

@@ -7,8 +7,8 @@ deadline. Only the handler (`blocking`, `callbacks`, `coroutines`) differs.
 """
 import json
 
-from kernel import Timeout, timeout_after
-from net.http import Response, serve_http
+from genloop.kernel import Timeout, timeout_after
+from genloop.net.http import Response, serve_http
 
 from . import blocking, callbacks, coroutines
 from .clients import BackendDown, BackendFailed, NotFound

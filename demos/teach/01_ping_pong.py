@@ -10,7 +10,7 @@ What to watch:
   wait and appears in Main's queue; it runs once the first one yields.
 - The clock stays at 0: nothing here sleeps; every switch is a yield.
 """
-from kernel import Queue, run, spawn
+from genloop.kernel import Queue, run, spawn
 
 RALLIES = 3
 

@@ -9,7 +9,7 @@ What to watch:
   earliest deadline: `t` moves in leaps, and no real time passes.
 - The sleepers wake in deadline order, so the numbers come out sorted.
 """
-from kernel import run, sleep, spawn
+from genloop.kernel import run, sleep, spawn
 
 NUMBERS = [5, 1, 4, 2, 3]
 

@@ -11,7 +11,7 @@ What to watch:
   the producer stays parked; time jumps from timer to timer.
 - `close()` ends the stream: the consumer's next `get` raises `QueueClosed`.
 """
-from kernel import Dispatchers, Queue, QueueClosed, run, sleep, spawn
+from genloop.kernel import Dispatchers, Queue, QueueClosed, run, sleep, spawn
 
 ITEMS = 5
 

@@ -10,8 +10,8 @@ What to watch:
   the stepper polls the real sockets, and the kernel wakes whoever's fd is ready.
 - The two clients' lines interleave: while one waits for its echo, the other runs.
 """
-from kernel import run, spawn
-from net import open_connection, serve_tcp
+from genloop.kernel import run, spawn
+from genloop.net import open_connection, serve_tcp
 
 
 def echo(stream):

@@ -14,7 +14,7 @@ What to watch:
 import threading
 import time
 
-from kernel import Dispatchers, run, with_context
+from genloop.kernel import Dispatchers, run, with_context
 
 
 def thread():

@@ -17,7 +17,7 @@ What to watch:
 """
 import time
 
-from kernel import Dispatchers, run, sleep, spawn, with_context
+from genloop.kernel import Dispatchers, run, sleep, spawn, with_context
 
 BLOCK = 0.2
 TICK = 0.05

@@ -12,8 +12,8 @@ What to watch:
 - The I/O waits column: nine sockets, no thread each: three listeners
   (`tcp-accept`) and a reader at both ends of each of the three connections.
 """
-import rpc
-from kernel import run, sleep, spawn
+from genloop import rpc
+from genloop.kernel import run, sleep, spawn
 
 USERS = {7: {"name": "ada", "country": "NL"}}
 PRODUCTS = [{"id": 1, "name": "red kettle", "country": "NL"},

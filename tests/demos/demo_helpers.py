@@ -5,7 +5,7 @@ import os
 import threading
 import time
 
-from demos.serving import Serving
+from genloop.demos.serving import Serving
 
 #: Every wait is bounded by this; none sleeps "long enough".
 DEADLINE = 5.0

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from demos import bare, event_loop, fork_server, reactor, thread_server
+from genloop.demos import bare, event_loop, fork_server, reactor, thread_server
 
 SERVERS = [fork_server, thread_server, event_loop, reactor]
 DEADLINE = 5.0  # seconds; every wait is bounded by it, none sleeps "long enough"

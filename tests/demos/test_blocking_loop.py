@@ -4,9 +4,8 @@ import urllib.request
 
 import pytest
 
-from demos import blocking_loop
-
-from demo_helpers import DEADLINE, serving
+from genloop.demos import blocking_loop
+from tests.demos.demo_helpers import DEADLINE, serving
 
 #: Long enough that a /fast sent once /slow has started is served before /slow ends, if Main is free.
 SECONDS = 1.0

@@ -1,9 +1,8 @@
 """c10k: N connections held on a style are all answered; a thread server pays a thread for each."""
 import pytest
 
-from demos import c10k
-
-from demo_helpers import children, wait_until
+from genloop.demos import c10k
+from tests.demos.demo_helpers import children, wait_until
 
 CONNECTIONS = 60
 

@@ -10,10 +10,9 @@ import urllib.request
 import pytest
 from typer.testing import CliRunner
 
-from demos import benchmarks
-from demos.cli import DEMOS, app
-
-from demo_helpers import DEADLINE, SMALL_PRODUCTS, SMALL_USERS
+from genloop.demos import benchmarks
+from genloop.demos.cli import DEMOS, app
+from tests.demos.demo_helpers import DEADLINE, SMALL_PRODUCTS, SMALL_USERS
 
 runner = CliRunner()
 
@@ -107,7 +106,7 @@ def test_bench_search_runs_the_fronts_against_their_backends(tmp_path, monkeypat
 
 @pytest.mark.parametrize("name", ["coroutines", "reactor"])
 def test_demo_run_serves_until_ctrl_c(name):
-    process = subprocess.Popen([sys.executable, "-m", "demos.cli", "demo", "run", name, "--port", "0"],
+    process = subprocess.Popen([sys.executable, "-m", "genloop.demos.cli", "demo", "run", name, "--port", "0"],
                                stdout=subprocess.PIPE, text=True)
     try:
         first = process.stdout.readline()

@@ -5,13 +5,12 @@ import urllib.request
 
 import pytest
 
-import demos.search as search
-from demos.search import backends, data
-from kernel import VirtualClock, gather, run
-from demos.search.front import STYLES
-from demos.serving import Serving
-
-from demo_helpers import DEADLINE, SMALL_PRODUCTS, SMALL_USERS, serving
+import genloop.demos.search as search
+from genloop.demos.search import backends, data
+from genloop.demos.search.front import STYLES
+from genloop.demos.serving import Serving
+from genloop.kernel import VirtualClock, gather, run
+from tests.demos.demo_helpers import DEADLINE, SMALL_PRODUCTS, SMALL_USERS, serving
 
 QUERIES = ["/search?q=chair&user=42", "/search?q=oak&user=7", "/search?q=Rustic+Lamp&user=150",
            "/search?q=oak+chair&user=1", "/search?q=nothing-like-it&user=3"]

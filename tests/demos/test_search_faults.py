@@ -15,11 +15,10 @@ import time
 
 import pytest
 
-import demos.search as search
-from demos import harness
-from demos.search.front import STYLES
-
-from demo_helpers import DEADLINE, SMALL_PRODUCTS, SMALL_USERS, serving, wait_until
+import genloop.demos.search as search
+from genloop.demos import harness
+from genloop.demos.search.front import STYLES
+from tests.demos.demo_helpers import DEADLINE, SMALL_PRODUCTS, SMALL_USERS, serving, wait_until
 
 QUERIES = ["/search?q=chair&user=42", "/search?q=lamp&user=7", "/search?q=oak&user=150"]
 CLIENTS = 4

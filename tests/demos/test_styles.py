@@ -4,10 +4,9 @@ import socket
 
 import pytest
 
-from demos import coroutines
-from demos.styles import STYLES
-
-from demo_helpers import DEADLINE, serving
+from genloop.demos import coroutines
+from genloop.demos.styles import STYLES
+from tests.demos.demo_helpers import DEADLINE, serving
 
 
 @pytest.fixture(params=list(STYLES))

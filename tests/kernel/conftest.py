@@ -1,8 +1,8 @@
 """Kernel test configuration: the ``concurrency`` marker and a leak check after every test."""
 import pytest
 
-from kernel import current_kernel
-from kernel_helpers import thread_names
+from genloop.kernel import current_kernel
+from tests.kernel.kernel_helpers import thread_names
 
 
 def pytest_configure(config):

@@ -11,7 +11,7 @@ import os
 import threading
 import time
 
-from kernel import checkpoint
+from genloop.kernel import checkpoint
 
 #: Upper bound of every wait in the kernel tests (seconds). A passing test
 #: never gets near it; it only turns a hang into a readable failure.

@@ -3,8 +3,22 @@ import threading
 
 import pytest
 
-from kernel import (Cancelled, Dispatchers, Event, Queue, VirtualClock, checkpoint, current_task,
-                    gather, run, sleep, spawn, timeout_after, Timeout, with_context)
+from genloop.kernel import (
+    Cancelled,
+    Dispatchers,
+    Event,
+    Queue,
+    Timeout,
+    VirtualClock,
+    checkpoint,
+    current_task,
+    gather,
+    run,
+    sleep,
+    spawn,
+    timeout_after,
+    with_context,
+)
 
 
 def test_async_def_awaits_the_traps():

@@ -4,9 +4,24 @@ import threading
 
 import pytest
 
-from kernel import (Cancelled, Dispatchers, Event, Future, Lock, Queue, Semaphore, checkpoint,
-                    current_task, run, sleep, spawn, wait_readable, wait_writable, with_context)
-from kernel_helpers import DEADLINE, PlainThread, until, when_state
+from genloop.kernel import (
+    Cancelled,
+    Dispatchers,
+    Event,
+    Future,
+    Lock,
+    Queue,
+    Semaphore,
+    checkpoint,
+    current_task,
+    run,
+    sleep,
+    spawn,
+    wait_readable,
+    wait_writable,
+    with_context,
+)
+from tests.kernel.kernel_helpers import DEADLINE, PlainThread, until, when_state
 
 DISPATCHERS = pytest.mark.parametrize(
     "dispatcher", [Dispatchers.Main, Dispatchers.Default], ids=["Main", "Default"])

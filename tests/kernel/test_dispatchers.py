@@ -4,9 +4,8 @@ import threading
 
 import pytest
 
-from kernel import (Dispatcher, Dispatchers, Event, current_task, run, sleep, spawn, switch_to,
-                    with_context)
-from kernel_helpers import DEADLINE, thread_names, until
+from genloop.kernel import Dispatcher, Dispatchers, Event, current_task, run, sleep, spawn, switch_to, with_context
+from tests.kernel.kernel_helpers import DEADLINE, thread_names, until
 
 
 def here():

@@ -2,7 +2,7 @@
 import socket
 import threading
 
-from kernel import Dispatchers, Event, Instrument, run, sleep, spawn, wait_readable
+from genloop.kernel import Dispatchers, Event, Instrument, run, sleep, spawn, wait_readable
 
 
 class Recorder(Instrument):

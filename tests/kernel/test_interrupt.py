@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from kernel import Dispatchers, run, sleep, spawn
+from genloop.kernel import Dispatchers, run, sleep, spawn
 
 
 def test_ctrl_c_in_a_task_reaches_the_caller_and_leaves_nothing_running():

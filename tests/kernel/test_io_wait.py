@@ -6,10 +6,20 @@ import threading
 
 import pytest
 
-from kernel import (BusyResourceError, ClosedResourceError, Dispatchers, Timeout,
-                    notify_closing, run, sleep, spawn, timeout_after, wait_readable,
-                    wait_writable)
-from kernel_helpers import until, when_state
+from genloop.kernel import (
+    BusyResourceError,
+    ClosedResourceError,
+    Dispatchers,
+    Timeout,
+    notify_closing,
+    run,
+    sleep,
+    spawn,
+    timeout_after,
+    wait_readable,
+    wait_writable,
+)
+from tests.kernel.kernel_helpers import until, when_state
 
 
 @contextlib.contextmanager

@@ -3,8 +3,8 @@ import socket
 
 import pytest
 
-import kernel.poller as poller_module
-from kernel import run, spawn, wait_readable, wait_writable
+import genloop.kernel.poller as poller_module
+from genloop.kernel import run, spawn, wait_readable, wait_writable
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ import threading
 
 import pytest
 
-from kernel import Dispatchers, current_kernel, current_task, run, sleep, spawn, with_context
-from kernel_helpers import PlainThread
+from genloop.kernel import Dispatchers, current_kernel, current_task, run, sleep, spawn, with_context
+from tests.kernel.kernel_helpers import PlainThread
 
 
 class Boom(Exception):

@@ -7,10 +7,23 @@ import time
 
 import pytest
 
-import kernel.runner
-from kernel import (Cancelled, Dispatcher, Dispatchers, Event, Instrument, Queue, checkpoint,
-                    current_task, run, sleep, spawn, wait_readable, with_context)
-from kernel_helpers import DEADLINE, PlainThread, open_fds, thread_names, until, wait_until
+from genloop.kernel import (
+    Cancelled,
+    Dispatcher,
+    Dispatchers,
+    Event,
+    Instrument,
+    Queue,
+    checkpoint,
+    current_task,
+    run,
+    runner,
+    sleep,
+    spawn,
+    wait_readable,
+    with_context,
+)
+from tests.kernel.kernel_helpers import DEADLINE, PlainThread, open_fds, thread_names, until, wait_until
 
 
 def busy_program():
@@ -183,7 +196,7 @@ def test_no_thread_survives_run_when_tasks_were_alive_at_the_end():
 
 
 def test_tasks_spawned_during_shutdown_are_cancelled_too(monkeypatch):
-    monkeypatch.setattr(kernel.runner, "SHUTDOWN_GRACE", 0.5, raising=False)
+    monkeypatch.setattr(runner, "SHUTDOWN_GRACE", 0.5, raising=False)
     late = []
 
     def late_cleanup():
@@ -213,7 +226,7 @@ def test_tasks_spawned_during_shutdown_are_cancelled_too(monkeypatch):
 
 @pytest.mark.concurrency
 def test_shutdown_ends_as_soon_as_the_last_worker_task_ends(monkeypatch):
-    monkeypatch.setattr(kernel.runner, "SHUTDOWN_GRACE", 1.0, raising=False)
+    monkeypatch.setattr(runner, "SHUTDOWN_GRACE", 1.0, raising=False)
     release = threading.Event()
     main_done = threading.Event()
     log = []

@@ -4,8 +4,8 @@ import logging
 import threading
 import time
 
-from kernel import Dispatchers, Instrument, run, sleep, spawn
-from kernel_helpers import DEADLINE, thread_names
+from genloop.kernel import Dispatchers, Instrument, run, sleep, spawn
+from tests.kernel.kernel_helpers import DEADLINE, thread_names
 
 
 class SlowSteps(Instrument):

@@ -5,9 +5,8 @@ import threading
 
 import pytest
 
-from kernel import (Cancelled, Dispatchers, Event, Future, Queue, QueueClosed, run, sleep, spawn,
-                    wait_readable)
-from kernel_helpers import PlainThread, wait_until
+from genloop.kernel import Cancelled, Dispatchers, Event, Future, Queue, QueueClosed, run, sleep, spawn, wait_readable
+from tests.kernel.kernel_helpers import PlainThread, wait_until
 
 pytestmark = pytest.mark.concurrency
 

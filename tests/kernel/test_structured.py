@@ -3,9 +3,8 @@ import threading
 
 import pytest
 
-from kernel import (Cancelled, Dispatchers, Event, TaskGroup, VirtualClock, gather, run, sleep,
-                    spawn, switch_to)
-from kernel_helpers import until
+from genloop.kernel import Cancelled, Dispatchers, Event, TaskGroup, VirtualClock, gather, run, sleep, spawn, switch_to
+from tests.kernel.kernel_helpers import until
 
 
 class Boom(Exception):

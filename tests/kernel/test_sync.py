@@ -3,9 +3,22 @@ import threading
 
 import pytest
 
-from kernel import (Dispatchers, Event, Future, Lock, Queue, QueueClosed, QueueEmpty, QueueFull,
-                    Semaphore, checkpoint, run, sleep, spawn)
-from kernel_helpers import PlainThread, until, wait_until, when_state
+from genloop.kernel import (
+    Dispatchers,
+    Event,
+    Future,
+    Lock,
+    Queue,
+    QueueClosed,
+    QueueEmpty,
+    QueueFull,
+    Semaphore,
+    checkpoint,
+    run,
+    sleep,
+    spawn,
+)
+from tests.kernel.kernel_helpers import PlainThread, until, wait_until, when_state
 
 
 class Boom(Exception):

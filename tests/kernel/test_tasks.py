@@ -4,9 +4,8 @@ import threading
 
 import pytest
 
-from kernel import (Cancelled, Dispatchers, Event, Task, checkpoint, current_task, run, sleep,
-                    spawn)
-from kernel_helpers import until
+from genloop.kernel import Cancelled, Dispatchers, Event, Task, checkpoint, current_task, run, sleep, spawn
+from tests.kernel.kernel_helpers import until
 
 
 class Boom(Exception):

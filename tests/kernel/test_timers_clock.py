@@ -5,10 +5,24 @@ import time
 
 import pytest
 
-from kernel import (Cancelled, Dispatcher, Dispatchers, Event, Instrument, Queue, Timeout,
-                    VirtualClock, checkpoint, current_task, run, sleep, spawn, timeout_after,
-                    with_context)
-from kernel_helpers import DEADLINE, PlainThread, wait_until
+from genloop.kernel import (
+    Cancelled,
+    Dispatcher,
+    Dispatchers,
+    Event,
+    Instrument,
+    Queue,
+    Timeout,
+    VirtualClock,
+    checkpoint,
+    current_task,
+    run,
+    sleep,
+    spawn,
+    timeout_after,
+    with_context,
+)
+from tests.kernel.kernel_helpers import DEADLINE, PlainThread, wait_until
 
 
 class Boom(Exception):
@@ -446,7 +460,7 @@ def test_virtual_clock_does_not_jump_when_a_worker_hands_a_task_to_main():
     """Forces the interleaving with a profile hook on Main: Main is held at the start of the IO
     pool's idle() check until the IO call has returned (handing main back to Main) and its
     worker has gone idle."""
-    from kernel.pools import ThreadPool
+    from genloop.kernel.pools import ThreadPool
 
     clock = VirtualClock()
     in_call = threading.Event()
@@ -496,7 +510,7 @@ def test_virtual_clock_does_not_jump_while_a_task_runs_on_a_pool_created_meanwhi
     Default pool's idle() check until a Default task has spawned onto a brand-new dispatcher
     and ended. The new task then reads the clock once Main has made its decision (its next
     tick()); it is running, so time must not have jumped to the sleeper's timer."""
-    from kernel.pools import ThreadPool
+    from genloop.kernel.pools import ThreadPool
 
     clock = VirtualClock()
     fresh = Dispatcher("Fresh", threads=1)

@@ -8,8 +8,8 @@ import socket
 import threading
 import time
 
-import kernel
-from kernel import Event, checkpoint
+from genloop import kernel
+from genloop.kernel import Event, checkpoint
 
 HOST = "127.0.0.1"
 #: Upper bound of every wait; passing tests finish far sooner.

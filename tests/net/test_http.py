@@ -2,7 +2,6 @@
 import http.client
 import json
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -10,10 +9,10 @@ from functools import partial
 
 import pytest
 
-import kernel
-from kernel import sleep
-from net import Response, open_connection, serve_http
-from netutil import DEADLINE, HOST, connect, recv_until_eof, server_thread
+from genloop import kernel
+from genloop.kernel import sleep
+from genloop.net import Response, open_connection, serve_http
+from tests.net.netutil import DEADLINE, HOST, connect, recv_until_eof, server_thread
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -309,7 +308,7 @@ def test_a_plain_function_app_works_too():
 
 
 def test_headers_lookup_is_case_insensitive():
-    from net import Headers
+    from genloop.net import Headers
     headers = Headers([(b"Content-Type", b"text/plain"), (b"X-A", b"1"), (b"x-a", b"2")])
     assert headers["content-type"] == "text/plain" and headers.get("X-A") == "1"
     assert headers.getall("x-a") == ["1", "2"] and "CONTENT-TYPE" in headers

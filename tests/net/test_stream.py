@@ -3,10 +3,10 @@ import socket
 
 import pytest
 
-import kernel
-from kernel import ClosedResourceError, Event, Timeout, checkpoint, spawn
-from net import IncompleteRead, LimitOverrun, Socket, Stream, open_connection, serve_tcp
-from netutil import HOST, until
+from genloop import kernel
+from genloop.kernel import ClosedResourceError, Event, Timeout, checkpoint, spawn
+from genloop.net import IncompleteRead, LimitOverrun, Socket, Stream, open_connection, serve_tcp
+from tests.net.netutil import HOST, until
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-import kernel
-from kernel import Cancelled, Dispatchers, Event, Timeout, gather, spawn, timeout_after, with_context
-from net import open_connection, serve_tcp
-from netutil import DEADLINE, HOST, connect, until
+from genloop import kernel
+from genloop.kernel import Cancelled, Dispatchers, Event, Timeout, gather, spawn, timeout_after, with_context
+from genloop.net import open_connection, serve_tcp
+from tests.net.netutil import DEADLINE, HOST, connect, until
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -10,15 +10,15 @@ import time
 
 import pytest
 
-from net import run_workers
-from netutil import DEADLINE, HOST, connect, recv_until_eof
+from genloop.net import run_workers
+from tests.net.netutil import DEADLINE, HOST, connect, recv_until_eof
 
 pytestmark = pytest.mark.timeout(10)
 
 #: A two-worker server: each answers with its pid; argv[1] is the port.
 SERVER = textwrap.dedent("""
     import os, sys
-    from net import Response, run_workers, serve_http
+    from genloop.net import Response, run_workers, serve_http
 
     def pid(request):
         return Response(200, str(os.getpid()).encode())

@@ -10,9 +10,9 @@ import threading
 
 import msgpack
 
-import kernel
-from kernel import Dispatchers, Event, with_context
-from rpc import Server
+from genloop import kernel
+from genloop.kernel import Dispatchers, Event, with_context
+from genloop.rpc import Server
 
 HOST = "127.0.0.1"
 #: Upper bound of every wait; passing tests finish far sooner.

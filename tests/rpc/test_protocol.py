@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rpc.protocol import (
+from genloop.rpc.protocol import (
     MAX_BUFFER_SIZE,
     MAX_MSGID,
     Connection,

@@ -1,11 +1,10 @@
 """Many coroutines, one connection: every caller gets its own answer, whatever the order."""
 import random
 
-from rpcutil import DEADLINE, HOST, run_served
-
-import rpc
-from kernel import Event, gather, sleep, timeout_after
-from rpc import Server
+from genloop import rpc
+from genloop.kernel import Event, gather, sleep, timeout_after
+from genloop.rpc import Server
+from tests.rpc.rpcutil import DEADLINE, HOST, run_served
 
 CALLERS = 1_000
 CALLS_EACH = 10

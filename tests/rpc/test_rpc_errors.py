@@ -1,10 +1,10 @@
 """A failing or missing method becomes a RemoteError; the server goes on serving."""
 import pytest
-from rpcutil import HOST, run_served
 
-import rpc
-from kernel import checkpoint
-from rpc import RemoteError, Server
+from genloop import rpc
+from genloop.kernel import checkpoint
+from genloop.rpc import RemoteError, Server
+from tests.rpc.rpcutil import HOST, run_served
 
 
 def fail_plain(n):

@@ -8,12 +8,11 @@ import socket
 import threading
 
 import msgpack
-from rpcutil import DEADLINE, HOST, wait_thread_event
 
-import kernel
-import rpc
-from kernel import Future, spawn, timeout_after
-from rpc.peer import HIGH_WATER
+from genloop import kernel, rpc
+from genloop.kernel import Future, spawn, timeout_after
+from genloop.rpc.peer import HIGH_WATER
+from tests.rpc.rpcutil import DEADLINE, HOST, wait_thread_event
 
 #: Larger than any socket buffer pair on loopback (the server's receive buffer is
 #: shrunk below), so the client's writer blocks for good with it half sent.

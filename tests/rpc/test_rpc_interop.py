@@ -5,12 +5,11 @@ import threading
 
 import msgpack
 import pytest
-from rpcutil import DEADLINE, HOST, raw_connect, read_messages, server_thread
 
-import kernel
-import rpc
-from kernel import gather, spawn, timeout_after
-from rpc import ConnectionLost, RemoteError, Server
+from genloop import kernel, rpc
+from genloop.kernel import gather, spawn, timeout_after
+from genloop.rpc import ConnectionLost, RemoteError, Server
+from tests.rpc.rpcutil import DEADLINE, HOST, raw_connect, read_messages, server_thread
 
 # -- a hand-rolled client against our server ---------------------------------
 

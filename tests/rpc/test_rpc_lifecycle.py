@@ -5,12 +5,11 @@ import threading
 
 import msgpack
 import pytest
-from rpcutil import DEADLINE, HOST, run_served, wait_thread_event
 
-import kernel
-import rpc
-from kernel import Cancelled, Dispatchers, Event, Timeout, spawn, timeout_after
-from rpc import ConnectionLost, Server
+from genloop import kernel, rpc
+from genloop.kernel import Cancelled, Dispatchers, Event, Timeout, spawn, timeout_after
+from genloop.rpc import ConnectionLost, Server
+from tests.rpc.rpcutil import DEADLINE, HOST, run_served, wait_thread_event
 
 IN_FLIGHT = 50
 SHORT_TIMEOUT = 0.05

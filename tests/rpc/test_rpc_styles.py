@@ -2,11 +2,11 @@
 import threading
 
 import pytest
-from rpcutil import DEADLINE, HOST, run_served, server_thread
 
-import rpc
-from kernel import Dispatchers, Event, Future, gather, sleep, spawn, timeout_after
-from rpc import BlockingClient, RemoteError, Server
+from genloop import rpc
+from genloop.kernel import Dispatchers, Event, Future, gather, sleep, spawn, timeout_after
+from genloop.rpc import BlockingClient, RemoteError, Server
+from tests.rpc.rpcutil import DEADLINE, HOST, run_served, server_thread
 
 THREADS = 4
 CALLS_PER_THREAD = 50

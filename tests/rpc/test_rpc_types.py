@@ -2,10 +2,10 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rpcutil import HOST, assert_same, run_served, server_thread
 
-import rpc
-from rpc import BlockingClient, RemoteError, Server
+from genloop import rpc
+from genloop.rpc import BlockingClient, RemoteError, Server
+from tests.rpc.rpcutil import HOST, assert_same, run_served, server_thread
 
 INT64_MIN, UINT64_MAX = -2**63, 2**64 - 1
 

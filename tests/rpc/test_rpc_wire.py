@@ -5,10 +5,10 @@ import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rpcutil import DEADLINE, HOST, raw_connect, read_messages, server_thread
 
-from kernel import checkpoint
-from rpc import BlockingClient, Server
+from genloop.kernel import checkpoint
+from genloop.rpc import BlockingClient, Server
+from tests.rpc.rpcutil import DEADLINE, HOST, raw_connect, read_messages, server_thread
 
 VALUE = {"text": "héllo", "ints": [0, -1, 2**63 - 1, -2**63], "bin": b"\x00\xff", "f": 1.5,
          7: [None, True, {}]}

@@ -3,7 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from demos.teach_cli import lessons
+from genloop.demos.teach_cli import lessons
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -17,5 +17,5 @@ def lesson(stem: str) -> Path:
 
 def genloop(*args, input="", timeout=20):
     """Run the ``genloop`` command in a fresh process, ``input`` on a pipe."""
-    return subprocess.run([sys.executable, "-m", "demos.cli", *map(str, args)], input=input, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "genloop.demos.cli", *map(str, args)], input=input, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)

@@ -3,9 +3,9 @@ import importlib.util
 
 import pytest
 
-import kernel
-from demos.teach_cli import lessons, load_main
-from kernel.stepper import Stepper
+from genloop import kernel
+from genloop.demos.teach_cli import lessons, load_main
+from genloop.kernel.stepper import Stepper
 
 #: What main returns, under either driver, where it does not depend on threads or real time.
 RESULTS = {

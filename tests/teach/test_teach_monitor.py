@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from kernel import Cancelled, Dispatchers, Future, Queue, current_kernel, run, sleep, spawn, with_context
-from kernel.monitor import PROMPT, Monitor, check_loopback
-from teach_helpers import genloop
+from genloop.kernel import Cancelled, Dispatchers, Future, Queue, current_kernel, run, sleep, spawn, with_context
+from genloop.kernel.monitor import PROMPT, Monitor, check_loopback
+from tests.teach.teach_helpers import genloop
 
 
 def talk(port, *commands, seconds=3.0):

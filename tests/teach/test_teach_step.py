@@ -10,10 +10,10 @@ import uuid
 import pytest
 from rich.console import Console
 
-from demos.stepview import Session
-from demos.teach_cli import load_main
-from kernel.stepper import Stepper
-from teach_helpers import DETERMINISTIC, GOLDEN, ROOT, genloop, lesson
+from genloop.demos.stepview import Session
+from genloop.demos.teach_cli import load_main
+from genloop.kernel.stepper import Stepper
+from tests.teach.teach_helpers import DETERMINISTIC, GOLDEN, ROOT, genloop, lesson
 
 
 def record(stem, keys="c\n"):
@@ -74,7 +74,7 @@ def test_a_lesson_on_real_sockets_steps_to_the_end(tmp_path):
 
 def test_a_script_by_path_and_a_deadlock_said_plainly(tmp_path):
     script = tmp_path / "stuck.py"
-    script.write_text("from kernel import Event\n\ndef main():\n    yield from Event().wait()\n")
+    script.write_text("from genloop import Event\n\ndef main():\n    yield from Event().wait()\n")
     r = genloop("step", script, input="c\n")
     assert r.returncode == 1
     assert "stopped at step 1: deadlock" in r.stdout and "Traceback" not in r.stderr
@@ -103,7 +103,7 @@ def test_step_in_tmux_draws_the_lanes_and_the_step_counter():
             time.sleep(0.05)      # polling the pane, bounded by the deadline
         raise AssertionError(f"{text!r} never appeared; the screen:\n{screen}")
 
-    command = f"{sys.executable} -m demos.cli step 03"
+    command = f"{sys.executable} -m genloop.demos.cli step 03"
     assert tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "50", "-c", str(ROOT), command).returncode == 0
     try:
         screen_shows("is ready to run on Main")

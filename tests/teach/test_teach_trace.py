@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
-from demos import timeline
-from demos.teach_cli import load_main
-from kernel import ChromeTracer, run
-from teach_helpers import genloop, lesson
+from genloop.demos import timeline
+from genloop.demos.teach_cli import load_main
+from genloop.kernel import ChromeTracer, run
+from tests.teach.teach_helpers import genloop, lesson
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 
