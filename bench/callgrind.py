@@ -39,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -82,6 +83,11 @@ def total(out: str) -> int:
     raise ValueError(f"{out}: no instruction total")
 
 
+def default_sigint() -> None:
+    """A child started from a background job inherits an ignored SIGINT, and Python then never raises Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def env() -> dict:
     e = dict(os.environ, PYTHONHASHSEED="0")
     e.pop("PYTHONASYNCIODEBUG", None)
@@ -102,7 +108,8 @@ def micro(lib: str, path: str, size_index: int, out: str) -> int:
 def http(lib: str, size_index: int, out: str) -> int:
     requests = HTTP_REQUESTS[size_index]
     server = subprocess.Popen([*valgrind(out), "-m", f"bench.peers.{HTTP_PEERS[lib]}", "--port", "0"],
-                              cwd=REPO, env=env(), stdout=subprocess.PIPE, text=True)
+                              cwd=REPO, env=env(), stdout=subprocess.PIPE, text=True,
+                              preexec_fn=default_sigint)
     try:
         drive_http(wait_ready(server, lib), requests)
     finally:
@@ -147,7 +154,8 @@ def rpc(lib: str, path: str, size_index: int, out: str) -> int:
     seconds, callers = RPC_SECONDS[size_index], RPC_CALLERS[path]
     measured_server = path == "rpc_server"
     server_argv = [*valgrind(out), *RPC_SERVERS[lib]] if measured_server else [sys.executable, *RPC_SERVERS["uvloop"]]
-    server = subprocess.Popen(server_argv, cwd=REPO, env=env(), stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(server_argv, cwd=REPO, env=env(), stdout=subprocess.PIPE, text=True,
+                              preexec_fn=default_sigint)
     try:
         port = wait_ready(server, lib)
         load = ["-m", "bench.rpc_bench", "load", "uvloop" if measured_server else lib, "--port", str(port),
@@ -162,7 +170,7 @@ def rpc(lib: str, path: str, size_index: int, out: str) -> int:
 
 def stop(server: subprocess.Popen) -> None:
     """SIGINT: every server stops as on Ctrl-C, and valgrind writes its counts on the way out."""
-    server.send_signal(2)
+    server.send_signal(signal.SIGINT)
     try:
         server.wait(CHILD_TIMEOUT)
     except subprocess.TimeoutExpired:
