@@ -3,9 +3,10 @@ import socket
 import threading
 
 from genloop.net import open_connection
+from genloop.net.stream import READ_SIZE
 
 from .errors import ConnectionLost, RemoteError
-from .peer import READ_SIZE, Peer, Registry
+from .peer import Peer, Registry
 from .protocol import Connection, Response
 
 Client = Peer   # a client is the connecting end of a Peer: call, notify, call_cb, close
