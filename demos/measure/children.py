@@ -8,6 +8,8 @@ contract). Servers run pinned to `SERVER_CPU` and load generators to
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import resource
 import select
 import shutil
@@ -23,6 +25,10 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 #: Files a process needs besides its connections (interpreter, event loop, pipes).
 FD_MARGIN = 64
+#: Bytes read at a time from a server's stdout while waiting for READY.
+READ_CHUNK = 4096
+
+_READY = re.compile(rb"^READY (\d+)\r?\n", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -43,15 +49,21 @@ def pinned(cpu: int | None, argv: Sequence[str]) -> list[str]:
 
 
 def wait_ready(process: subprocess.Popen, name: str, timeout: float = READY_TIMEOUT) -> int:
-    """The port of the ``READY <port>`` line ``process`` prints; lines before it are skipped."""
+    """The port of the ``READY <port>`` line ``process`` prints; lines before it are skipped.
+
+    Reads the pipe's file descriptor itself: a buffered ``readline`` would take
+    the READY line along with an earlier one, and ``select`` then waits for
+    more that never comes.
+    """
     deadline = time.monotonic() + timeout
+    fd, seen = process.stdout.fileno(), b""
     while (left := deadline - time.monotonic()) > 0:
-        if select.select([process.stdout], [], [], left)[0]:
-            line = process.stdout.readline()
-            if not line:
+        if select.select([fd], [], [], left)[0]:
+            if not (chunk := os.read(fd, READ_CHUNK)):
                 raise RuntimeError(f"{name} exited (status {process.wait()}) before READY")
-            if line.startswith("READY "):
-                return int(line.split()[1])
+            seen += chunk
+            if found := _READY.search(seen):
+                return int(found[1])
     raise RuntimeError(f"{name} did not print READY within {timeout:g} s")
 
 
