@@ -15,7 +15,7 @@ from genloop.demos import coroutines
 from genloop.demos.measure import children, clients, loadgen, wire
 from genloop.demos.serving import Serving
 from genloop.kernel import run
-from tests.demos.demo_helpers import DEADLINE
+from tests.demos.demo_helpers import DEADLINE, reaped
 
 #: The modules whose folders the installed package is made of.
 PACKAGES = ("genloop", "genloop.kernel", "genloop.net", "genloop.rpc", "genloop.demos")
@@ -55,18 +55,11 @@ def test_bench_servers_runs_from_outside_the_checkout(tmp_path):
 
 
 def test_the_c10k_demo_runs_from_outside_the_checkout(tmp_path):
-    process = outside("demo", "run", "c10k", "--style", "coroutines", "-n", "20", cwd=tmp_path)
-    try:
+    with reaped(outside("demo", "run", "c10k", "--style", "coroutines", "-n", "20", cwd=tmp_path)) as process:
         lines = [process.stdout.readline() for _ in range(3)]
         assert "20 of 20 connections answered" in lines[1], lines
         process.send_signal(signal.SIGINT)
         assert process.wait(DEADLINE) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
 
 
 def test_an_answer_is_whole_once_its_announced_body_is_in():
