@@ -142,7 +142,7 @@ class Bench:
         self.progress.start()
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.progress.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -76,7 +76,7 @@ class Peak:
     backends) spent while the block ran: ``cpu`` and ``others_cpu``, in seconds.
     """
 
-    def __init__(self, pid: int, others: Iterable[int] = ()):
+    def __init__(self, pid: int, others: Iterable[int] = ()) -> None:
         self.pid, self.others = pid, list(others)
         self.memory = self.threads = 0
         self.cpu = self.others_cpu = 0.0
