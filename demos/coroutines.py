@@ -17,23 +17,23 @@ contract.
 import threading
 
 from genloop.demos import bare
-from genloop.kernel import Event, run
-from genloop.net import serve_tcp
+from genloop.kernel import Event, Gen, run
+from genloop.net import Request, Stream, serve_tcp
 from genloop.net.http import Response, serve_http
 
 HELLO = Response(200, b"Hello, world!", (("Content-Type", "text/plain"),))
 
 
-def hello(request):
+def hello(request: Request) -> Response:
     return HELLO
 
 
-def echo(stream):
+def echo(stream: Stream) -> Gen[None]:
     while line := (yield from stream.readline()):
         yield from stream.write_all(line)
 
 
-def main(host, port, mode, ready, stop):
+def main(host: str, port: int, mode: str, ready: threading.Event, stop: Event) -> Gen[None]:
     if mode == "http":
         server = yield from serve_http(hello, host, port)
     else:
@@ -44,6 +44,7 @@ def main(host, port, mode, ready, stop):
     yield from server.shutdown()
 
 
-def serve(host, port, *, mode="http", ready=None, stop=None):
+def serve(host: str, port: int, *, mode: str = "http", ready: threading.Event | None = None,
+          stop: Event | None = None) -> None:
     bare.get_mode(mode)                        # the same modes, the same refusal
     run(main, host, port, mode, ready or threading.Event(), stop or Event())

@@ -4,6 +4,8 @@ All five serve the same protocols through the same `serve(host, port, *,
 mode, ready, stop)` entry (`demos.bare`), so they differ only in how they
 wait for sockets. Only the reactor has a worker pool to size.
 """
+from collections.abc import Callable
+
 from genloop.demos import coroutines, event_loop, fork_server, reactor, thread_server
 from genloop.demos.options import HOST, PORT, Host, Mode, Port, Workers, try_it
 from genloop.demos.serving import serve_until_interrupt
@@ -27,22 +29,22 @@ def _serve(style, echo, host, port, mode, **options):
     serve_until_interrupt(serve, host, port, echo=echo, banner=banner, mode=mode, **options)
 
 
-def fork(echo=print, host: Host = HOST, port: Port = PORT, mode: Mode = "http"):
+def fork(echo: Callable[[str], object] = print, host: Host = HOST, port: Port = PORT, mode: Mode = "http") -> None:
     _serve("fork", echo, host, port, mode)
 
 
-def threads(echo=print, host: Host = HOST, port: Port = PORT, mode: Mode = "http"):
+def threads(echo: Callable[[str], object] = print, host: Host = HOST, port: Port = PORT, mode: Mode = "http") -> None:
     _serve("threads", echo, host, port, mode)
 
 
-def event_loop_demo(echo=print, host: Host = HOST, port: Port = PORT, mode: Mode = "http"):
+def event_loop_demo(echo: Callable[[str], object] = print, host: Host = HOST, port: Port = PORT, mode: Mode = "http") -> None:
     _serve("event-loop", echo, host, port, mode)
 
 
-def reactor_demo(echo=print, host: Host = HOST, port: Port = PORT, mode: Mode = "http",
-                 workers: Workers = reactor.DEFAULT_WORKERS):
+def reactor_demo(echo: Callable[[str], object] = print, host: Host = HOST, port: Port = PORT, mode: Mode = "http",
+                 workers: Workers = reactor.DEFAULT_WORKERS) -> None:
     _serve("reactor", echo, host, port, mode, workers=workers)
 
 
-def coroutines_demo(echo=print, host: Host = HOST, port: Port = PORT, mode: Mode = "http"):
+def coroutines_demo(echo: Callable[[str], object] = print, host: Host = HOST, port: Port = PORT, mode: Mode = "http") -> None:
     _serve("coroutines", echo, host, port, mode)
