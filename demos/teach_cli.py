@@ -75,11 +75,20 @@ def step(script: str = ScriptArg,
          record: Path = typer.Option(None, help="write the transcript (one block per step) to FILE")):
     """Step through SCRIPT's scheduler: one step per Enter, every worker simulated, virtual time."""
     path = find_script(script)
-    stepper = Stepper(load_main(path), threads=parse_threads(threads))
+    main, sizes = load_main(path), parse_threads(threads)
+
+    def restart():
+        return Stepper(main, threads=sizes)
+
+    try:
+        stepper = restart()
+    except TypeError as e:       # main is a plain function, not a generator
+        typer.echo(f"cannot step {path.name}: {e}", err=True)
+        raise typer.Exit(1)
     # markup off: task names and "[state]" are text, not rich tags
     console = Console(width=None if sys.stdout.isatty() else 110, markup=False, highlight=False)
     with open(record, "w") if record else contextlib.nullcontext() as transcript:
-        session = Session(stepper, path, console, record=transcript)
+        session = Session(stepper, path, console, record=transcript, restart=restart)
         raise typer.Exit(session.run(sys.stdin, auto=auto, until=until))
 
 

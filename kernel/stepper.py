@@ -7,6 +7,8 @@ the stepper lets them take turns in a fixed rotation. Time is a
 real sockets still work (the poller is real). Trap handling is the core's
 own (``Kernel.step``); only the choice of who runs next lives here.
 """
+import sys
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -15,9 +17,12 @@ from .core import Kernel, _local
 from .dispatchers import Dispatchers
 from .instruments import Instrument
 from .introspect import describe, where
+from .traps import IO, READ
 
 #: Simulated worker threads per dispatcher, unless ``threads=`` says otherwise.
 DEFAULT_SIM_THREADS = {"Default": 2, "IO": 2}
+#: Lines of ``lines_of`` recorded per step at most (a hot loop stops being recorded there).
+MAX_LINES = 200
 
 
 class SimPool:
@@ -45,13 +50,62 @@ class SimPool:
         return list(self.queue)
 
 
-class _LastTrap(Instrument):
-    """Remembers the trap that ended the latest step."""
+class _Recorder(Instrument):
+    """What happened inside the latest step, and the wake-ups between steps.
 
-    last = None
+    A step can spawn, wake and run several lines before its last trap; the
+    stepper shows them all (``StepEvent.ops``). Wake-ups with no waking task
+    come from the poller or a timer (``StepEvent.before``).
+    """
+
+    def __init__(self):
+        self.last = None
+        self.ops = []            # this step's ("line", lineno) / ("spawn", task) / ("wake", task)
+        self.woken = []          # tasks woken outside any step (poller, timers)
 
     def after_step(self, task, trap):
         self.last = trap
+
+    def task_spawned(self, task):
+        if task.parent is not None:
+            self.ops.append(("spawn", task))
+
+    def task_woken(self, task, waker):
+        if waker is not None:
+            self.ops.append(("wake", task))
+        else:
+            self.woken.append(task)
+
+
+def _fd(f) -> int:
+    return f if isinstance(f, int) else f.fileno()
+
+
+def _ready(tasks) -> str:
+    """What the poller found, by direction: ``fds 9, 11 readable, fd 7 writable``."""
+    out = []
+    for mode, word in ((READ, "readable"), (1 - READ, "writable")):
+        fds = [str(_fd(t.trap[1])) for t in tasks if t.trap[2] == mode]
+        if fds:
+            out.append(f"{'fds' if len(fds) > 1 else 'fd'} {', '.join(fds)} {word}")
+    return ", ".join(out)
+
+
+def _who(task) -> str:
+    return f"#{task.id} {task.name}"
+
+
+@dataclass
+class KernelEvent:
+    """A turn of the kernel itself between two steps: the poller's or a timer's."""
+
+    kind: str                   # "poll" or "timer"
+    time: float
+    text: str                   # "poll -> fd 9 readable, fd 11 readable -> wakes #4 tcp:1, #5 client-b"
+    woken: list = field(default_factory=list)    # the woken tasks' ids
+
+    def __str__(self):
+        return f"{self.kind:<5} t={self.time:.3f}  {self.text}"
 
 
 @dataclass
@@ -66,9 +120,11 @@ class StepEvent:
     action: str                 # what the task asked for, in words
     line: tuple | None          # (file, lineno, function, source) where it now waits
     done: bool = False
-    queues: dict = field(default_factory=dict)   # worker pool name -> [task names]
+    queues: dict = field(default_factory=dict)   # pool name -> [task names]; "X.limited(n) waiting": over the cap
     timers: list = field(default_factory=list)   # [(deadline, task name or action)]
     io: list = field(default_factory=list)       # [(fd, "read"/"write", task name)]
+    ops: list = field(default_factory=list)      # [lineno, times run, [effects]]: lines of ``lines_of``
+    before: list = field(default_factory=list)   # KernelEvents since the previous step
 
     def __str__(self):
         where = f"  at {self.line[0]}:{self.line[1]}" if self.line else ""
@@ -82,12 +138,17 @@ class Stepper:
     ``threads`` maps dispatcher names to simulated worker counts. ``step()``
     returns None once the main task has ended; ``result`` then holds its value
     (or ``exception`` its error). Use ``close()`` (or ``with``) to cancel what
-    is left and release the poller.
+    is left and release the poller. ``lines_of``: the file whose lines each
+    step records in ``StepEvent.ops`` (default: ``main``'s own; False: none).
     """
 
-    def __init__(self, main, *args, clock=None, threads=None, instruments=()):
+    def __init__(self, main, *args, clock=None, threads=None, instruments=(), lines_of=None):
         sizes = {**DEFAULT_SIM_THREADS, **(threads or {})}
-        self._trap = _LastTrap()
+        self._trap = _Recorder()
+        if lines_of is None:             # the source file whose lines a step runs are recorded as ops
+            lines_of = getattr(getattr(main, "__code__", None), "co_filename", None)
+        self._lines_of = lines_of or None
+        self._pending = []               # KernelEvents not yet handed out with a step
         self.kernel = Kernel(clock=clock or VirtualClock(), instruments=(self._trap, *instruments),
                              thread_sizes=sizes,
                              make_pool=SimPool, main_pool=lambda k: SimPool(k, "Main", 1))
@@ -125,13 +186,32 @@ class Stepper:
         timeout = kernel.next_timeout()
         if kernel.poller.waiting:
             kernel.tick(timeout)      # real sockets: wait for them for real
+            self._note_turn(timeout)
             if timeout is None or any(p.queue for p in self._pools()):
                 return
         elif timeout is None:
             raise RuntimeError("deadlock: every task waits and nothing (timer, I/O) can wake them")
+        before = self.clock.now()
         if self.clock.virtual:
-            self.clock.advance_to(self.clock.now() + timeout)
+            self.clock.advance_to(before + timeout)
         kernel.tick(0, poll=False)
+        self._note_turn(None, jumped=before)
+
+    def _note_turn(self, timeout, jumped=None):
+        """Turn the tasks the kernel just woke (poller, timers) into KernelEvents."""
+        woken, self._trap.woken = self._trap.woken, []
+        now = self.clock.now()
+        polled = [t for t in woken if t.trap is not None and t.trap[0] == IO]
+        fired = [t for t in woken if t not in polled]
+        if jumped is None and (polled or timeout != 0):     # the poller's turn (a zero-timeout miss is no turn)
+            waited = "until woken" if timeout is None else f"up to {timeout:.3f} s"
+            text = (f"poll ({waited}) -> {_ready(polled)} -> wakes {', '.join(map(_who, polled))}" if polled
+                    else f"poll ({waited}) -> nothing ready")
+            self._pending.append(KernelEvent("poll", now, text, [t.id for t in polled]))
+        if fired or jumped is not None:
+            clock = f"clock {jumped:.3f} -> {now:.3f}, " if jumped is not None and now != jumped else ""
+            text = clock + (f"timer fires -> wakes {', '.join(map(_who, fired))}" if fired else "no timer due")
+            self._pending.append(KernelEvent("timer", now, text, [t.id for t in fired]))
 
     # -- stepping ------------------------------------------------------------
     def step(self):
@@ -142,13 +222,59 @@ class Stepper:
         while pool is None:
             self._wait_for_work()
             name, pool = self._next()
-        task = self._run_one(pool)
+        self._trap.ops = ops = []
+        tracing = self._lines_of is not None and sys.gettrace() is None
+        if tracing:
+            sys.settrace(self._line_tracer(ops))
+        try:
+            task = self._run_one(pool, name)
+        finally:
+            if tracing:
+                sys.settrace(None)
         self.number += 1
-        event = self._event(name, task)
+        event = self._event(name, task, pool)
+        event.before, self._pending = self._pending, []
         self.events.append(event)
         return event
 
-    def _event(self, worker, task):
+    def _line_tracer(self, ops):
+        """A ``sys.settrace`` function recording the lines run in ``lines_of`` as ops."""
+        path = self._lines_of
+
+        def local(frame, event, arg):
+            if event != "line":
+                return local
+            if len(ops) < MAX_LINES:
+                ops.append(("line", frame.f_lineno))
+                return local
+            if ops[-1] != ("line", None):
+                ops.append(("line", None))      # the mark: the rest went unrecorded
+            return None
+
+        return lambda frame, event, arg: local if frame.f_code.co_filename == path and len(ops) < MAX_LINES else None
+
+    @staticmethod
+    def _ops(ops, pool):
+        """The recorded ops as ``[lineno, times, [effects in words]]``, a run of one line counted once.
+
+        ``lineno`` is None for effects before the first recorded line, and
+        for the mark that recording stopped (``MAX_LINES``).
+        """
+        out = []
+        for kind, what in ops:
+            if kind == "line":
+                if out and out[-1][0] == what and what is not None and not out[-1][2]:
+                    out[-1][1] += 1
+                else:
+                    out.append([what, 1, []])
+                continue
+            if not out:
+                out.append([None, 0, []])
+            elsewhere = what._pool is not None and what._pool is not pool
+            out[-1][2].append(f"{kind}s {_who(what)}" + (f" on {what._pool.name}" if elsewhere else ""))
+        return out
+
+    def _event(self, worker, task, pool):
         kernel = self.kernel
         if task.done:
             action = (f"raised {task.exception!r}" if task.exception is not None
@@ -158,11 +284,14 @@ class Stepper:
         return StepEvent(
             number=self.number, time=self.clock.now(), worker=worker, task_id=task.id,
             task_name=task.name, action=action, line=None if task.done else where(task), done=task.done,
-            queues={p.name: [f"#{t.id} {t.name}" for t in p.snapshot()] for p in self._pools()},
+            queues={**{p.name: [_who(t) for t in p.snapshot()] for p in self._pools()},
+                    **{f"{p.name} waiting": [_who(t) for t in p.pending]
+                       for p in kernel.pools.values() if p is not None and p.limited}},
             timers=[(d, f"#{a.id} {a.name}" if hasattr(a, "id") else getattr(a, "__qualname__", repr(a)))
                     for d, a in kernel.timers.snapshot()],
             io=[(fd, "read" if mode == 0 else "write", f"#{t.id} {t.name}")
                 for fd, mode, t in kernel.poller.snapshot()],
+            ops=self._ops(self._trap.ops, pool),
         )
 
     def __iter__(self):
@@ -193,20 +322,52 @@ class Stepper:
         """Live tasks by id."""
         return dict(self.kernel.tasks)
 
-    def _run_one(self, pool):
-        """Step the next task of ``pool`` as if on one of its workers; return it."""
+    def _run_one(self, pool, worker="Main"):
+        """Step the next task of ``pool`` as if on ``worker``; return it.
+
+        The thread wears the worker's name meanwhile ("genloop-IO-1", as a
+        real worker thread is named), so code that asks which thread it is on
+        gets the answer ``run()`` would give.
+        """
         task = pool.queue.popleft()
         home = task._pool
         kernel = self.kernel
         kernel.tls.pool = pool
         _local.kernel = kernel
+        thread = threading.current_thread()
+        own_name = thread.name
+        if worker != "Main":
+            thread.name = f"genloop-{worker}"
         try:
             kernel.step(task)
         finally:
+            thread.name = own_name
             _local.kernel = None
+            kernel.tls.pool = kernel.main_pool    # the poller and timers run on Main, as in run()
         if home is not None and home.limited:
             home.release()
         return task
+
+    def runnable(self) -> bool:
+        """Some task is queued on a simulated worker."""
+        return any(p.queue for p in self._pools())
+
+    def due_by(self, when) -> bool:
+        """Would the next step come before the clock passes ``when``? (I/O is looked at, not waited for.)"""
+        if self.runnable():
+            return True
+        if self.kernel.poller.waiting:
+            self.kernel.tick(0)
+            self._note_turn(0)
+            if self.runnable():
+                return True
+        timeout = self.kernel.next_timeout()
+        return timeout is not None and self.clock.now() + timeout <= when
+
+    def advance_clock(self, when):
+        """Move virtual time on to ``when`` (kotlinx-coroutines-test's ``advanceTimeBy``, after ``due_by``)."""
+        if self.clock.virtual:
+            self.clock.advance_to(when)
 
     def close(self):
         """Cancel what is still alive, step until it has ended, release the poller."""
