@@ -1,6 +1,11 @@
 """``genloop step``'s view: the kernel's own turns, every operation of a step, the data, the screen size, time travel."""
 import io
 import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
 
 import pytest
 from rich.console import Console
@@ -10,7 +15,7 @@ from genloop.demos.stepview import KEYS, Session
 from genloop.demos.teach_cli import lessons, load_main
 from genloop.kernel import Event, Lock, Queue
 from genloop.kernel.stepper import Stepper
-from tests.teach.teach_helpers import genloop, lesson
+from tests.teach.teach_helpers import ROOT, genloop, lesson
 
 
 def session(path, width=110, height=200, record=None):
@@ -204,3 +209,42 @@ def test_long_names_are_shortened_and_the_tree_stays_in_the_frame(tmp_path):
         assert "more" in tree[-2] and "0x" not in "\n".join(tree)
     finally:
         s.stepper.close()
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (Debian: apt-get install tmux)")
+@pytest.mark.parametrize("path", lessons(), ids=lambda p: p.stem)
+def test_every_frame_fits_a_real_80x24_terminal(path):
+    """Drive the lesson in tmux at 80x24, one Enter per frame: the step number on top, the keys at the bottom."""
+    name = f"gl-fit-{uuid.uuid4().hex[:8]}"
+
+    def tmux(*args):        # a server of its own: no race with any other tmux user
+        return subprocess.run(["tmux", "-L", name, *args], capture_output=True, text=True, timeout=5)
+
+    def screen_when(ready, seconds=10.0):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            screen = tmux("capture-pane", "-p", "-t", name).stdout
+            if ready(screen):
+                return screen
+            time.sleep(0.01)      # polling the pane, bounded by the deadline
+        raise AssertionError(f"the frame never came; the screen:\n{screen}")
+
+    command = f"{sys.executable} -m genloop.demos.cli step {path}"
+    assert tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-c", str(ROOT), command).returncode == 0
+    try:
+        screen_when(lambda s: "is ready to run on Main" in s)
+        number = 0
+        while True:
+            number += 1
+            tmux("send-keys", "-t", name, "Enter")
+            # drawn: this step's frame (or any other screen) with the prompt under it, or the end
+            screen = screen_when(lambda s: "end: main" in s or (f" step {number} " in s and s.rstrip().endswith(">")))
+            if "end: main" in screen:
+                break
+            lines = screen.rstrip().split("\n")
+            assert len(lines) <= 24 and max(map(len, lines)) <= 80
+            assert lines[0].startswith(f" step {number} "), f"frame {number} scrolled off the top:\n{screen}"
+            assert KEYS in lines[-2], f"frame {number} is cut:\n{screen}"
+        assert number > 4
+    finally:
+        tmux("kill-server")
