@@ -16,7 +16,7 @@ from rich.console import Console
 from genloop.kernel import run
 from genloop.kernel.monitor import MONITOR_PORT, PROMPT
 from genloop.kernel.stepper import DEFAULT_SIM_THREADS, Stepper
-from genloop.kernel.tracer import ChromeTracer
+from genloop.kernel.tracer import TASK_TRACKS, ChromeTracer
 
 from . import timeline
 from .stepview import Session
@@ -103,7 +103,7 @@ def trace(script: str = ScriptArg,
     if set(sizes) - {"Default", "IO"}:
         raise typer.BadParameter("only the Default and IO pools can be sized for a real run")
     status = 0
-    with ChromeTracer(out) as tracer:
+    with ChromeTracer(out, name=f"genloop trace {path.name}") as tracer:
         try:
             result = run(main, instruments=[tracer], default_threads=sizes.get("Default"),
                          io_threads=sizes.get("IO"))
@@ -112,7 +112,7 @@ def trace(script: str = ScriptArg,
             typer.echo(f"main raised {e!r}", err=True)
             status = 1
     events = tracer.trace()["traceEvents"]
-    tracks = sum(e["ph"] == "M" and e["name"] == "thread_name" for e in events)
+    tracks = sum(e["ph"] == "M" and e["name"] == "thread_name" and e["tid"] < TASK_TRACKS for e in events)
     steps = sum(e["ph"] == "X" and e["cat"] == "step" for e in events)
     typer.echo(f"wrote {out}: {steps} steps on {tracks} threads, {sum(e['ph'] == 's' for e in events)} "
                "wake-up arrows; open it in https://ui.perfetto.dev or chrome://tracing")

@@ -100,3 +100,48 @@ def test_html_timeline_draws_lanes_and_slices_in_chromium(tmp_path):
     assert dom.count('<rect class="slice') == sum(e["ph"] == "X" for e in events)
     assert dom.count('<path class="flow"') == sum(e["ph"] == "s" for e in events)
     assert "<title>task #" in dom                     # hover details
+
+
+def test_mains_wait_until_woken_is_kept(tmp_path):
+    """Main polls with no timeout while read_config runs on IO; the IO thread's end wakes it (woken: 0)."""
+    events = traced(tmp_path, "05_with_context")
+    names = tracks(events)
+    waits = [e for e in events if e["ph"] == "X" and e["cat"] == "poll" and e["args"]["timeout"] is None]
+    assert waits and {names[e["tid"]] for e in waits} == {"Main"}
+    call = next(e for e in events if e["ph"] == "X" and e["name"] == "read_config" and e["cat"] == "step")
+    assert any(w["ts"] <= call["ts"] + call["dur"] and w["ts"] + w["dur"] >= call["ts"] + call["dur"] * 0.5
+               for w in waits), "Main's wait does not cover the call it waited for"
+    assert {"ph": "M", "name": "process_name", "pid": events[0]["pid"], "args": {"name": "genloop"}} in events
+
+
+def test_every_task_has_a_state_track(tmp_path):
+    events = traced(tmp_path, "03_producer_consumer")
+    names = tracks(events)
+    states = {}
+    for e in events:
+        if e["ph"] == "X" and e["cat"] == "state":
+            states.setdefault(names[e["tid"]], []).append(e)
+    assert set(states) == {"task #1 main", "task #2 consumer"}
+    for track, slices in states.items():
+        slices.sort(key=lambda e: e["ts"])
+        for a, b in zip(slices, slices[1:]):
+            assert a["ts"] + a["dur"] <= b["ts"] + 0.01, f"{track}: {a} overlaps {b}"
+        assert {e["name"].split(":")[0] for e in slices} <= {"running", "ready", "waiting"}
+    consumer = {e["name"] for e in states["task #2 consumer"]}
+    assert {"running", "ready", "waiting: sleeps 0.1 s"} <= consumer
+    assert "waiting: waits to put into a full Queue" in {e["name"] for e in states["task #1 main"]}
+    # each step is a "running" slice of its task, at the same time
+    running = {(e["args"]["task"], e["ts"]) for e in events if e.get("cat") == "state" and e["name"] == "running"}
+    steps = {(e["args"]["task"], e["ts"]) for e in events if e.get("cat") == "step"}
+    assert steps <= running
+    sleeps = [e for e in states["task #2 consumer"] if e["name"] == "waiting: sleeps 0.1 s"]
+    assert all(0.09e6 <= e["dur"] <= 0.5e6 for e in sleeps)
+
+
+def test_each_step_carries_its_threads_cpu_time(tmp_path):
+    events = traced(tmp_path, "06_blocking_call")
+    names = tracks(events)
+    steps = [e for e in events if e["ph"] == "X" and e["cat"] == "step"]
+    assert all(0 <= e["args"]["cpu_us"] <= e["dur"] + 1000 for e in steps)
+    offloaded = next(e for e in steps if names[e["tid"]].startswith("IO-"))
+    assert offloaded["dur"] >= 0.19e6 and offloaded["args"]["cpu_us"] < offloaded["dur"] / 4   # asleep, not computing
