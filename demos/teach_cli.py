@@ -22,6 +22,8 @@ from . import timeline
 from .stepview import Session
 
 LESSONS = Path(__file__).parent / "teach"
+#: The exit status of a traced program stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+INTERRUPTED = 130
 #: How long the monitor client waits for an answer before saying the program is gone.
 MONITOR_TIMEOUT = 10.0
 
@@ -111,6 +113,9 @@ def trace(script: str = ScriptArg,
         except Exception as e:  # noqa: BLE001 - the script's own error, reported; the trace still helps
             typer.echo(f"main raised {e!r}", err=True)
             status = 1
+        except KeyboardInterrupt:
+            typer.echo("interrupted (Ctrl-C): the trace holds what ran until then", err=True)
+            status = INTERRUPTED
     events = tracer.trace()["traceEvents"]
     tracks = sum(e["ph"] == "M" and e["name"] == "thread_name" and e["tid"] < TASK_TRACKS for e in events)
     steps = sum(e["ph"] == "X" and e["cat"] == "step" for e in events)
