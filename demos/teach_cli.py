@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from genloop.kernel import run
+from genloop.kernel import Cancelled, run
 from genloop.kernel.monitor import MONITOR_PORT, PROMPT
 from genloop.kernel.stepper import DEFAULT_SIM_THREADS, Stepper
 from genloop.kernel.tracer import TASK_TRACKS, ChromeTracer
@@ -112,6 +112,9 @@ def trace(script: str = ScriptArg,
             typer.echo(f"main returned {result!r}")
         except Exception as e:  # noqa: BLE001 - the script's own error, reported; the trace still helps
             typer.echo(f"main raised {e!r}", err=True)
+            status = 1
+        except Cancelled:
+            typer.echo("main was cancelled (by the monitor's cancel, or by itself)", err=True)
             status = 1
         except KeyboardInterrupt:
             typer.echo("interrupted (Ctrl-C): the trace holds what ran until then", err=True)
