@@ -2,21 +2,23 @@
 
 Every worker of every dispatcher is simulated: each dispatcher gets a run
 queue and named workers ("Main", "Default-1", "Default-2", "IO-1", ...), and
-the stepper lets them take turns in a fixed rotation. Time is a
-``VirtualClock`` by default, so a script gives the same events every run;
-real sockets still work (the poller is real). Trap handling is the core's
-own (``Kernel.step``); only the choice of who runs next lives here.
+the stepper lets them take turns in a fixed rotation. Time is virtual by
+default (a ``simtime.SimClock``), so a script gives the same events every
+run, and a blocking ``time.sleep`` in a step is simulated: it keeps only
+its own worker busy for that long (``kernel.simtime``). Real sockets still
+work (the poller is real). Trap handling is the core's own
+(``Kernel.step``); only the choice of who runs next lives here.
 """
 import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from .clock import VirtualClock
 from .core import Kernel, _local
 from .dispatchers import Dispatchers
 from .instruments import Instrument
 from .introspect import describe, where
+from .simtime import SimClock, blocking_simulated
 from .traps import IO, READ
 
 #: Simulated worker threads per dispatcher, unless ``threads=`` says otherwise.
@@ -31,13 +33,16 @@ class SimPool:
     limited = False
     pushes = 0        # one thread: nothing can push while the kernel looks
 
-    def __init__(self, kernel, name, size, elastic=False):
+    def __init__(self, kernel, name, size, elastic=False, stepper=None):
         self.name = name
         self.queue = deque()
         self.workers = [name] if name == "Main" else [f"{name}-{i + 1}" for i in range(size)]
+        self.stepper = stepper
 
     def push(self, task):
         task.state = "ready"
+        if self.stepper is not None and self.stepper.hold(self, task):
+            return                    # woken after a simulated blocking call: it arrives later
         self.queue.append(task)
 
     def poke(self):
@@ -149,10 +154,17 @@ class Stepper:
             lines_of = getattr(getattr(main, "__code__", None), "co_filename", None)
         self._lines_of = lines_of or None
         self._pending = []               # KernelEvents not yet handed out with a step
-        self.kernel = Kernel(clock=clock or VirtualClock(), instruments=(self._trap, *instruments),
+        self.kernel = Kernel(clock=clock or SimClock(), instruments=(self._trap, *instruments),
                              thread_sizes=sizes,
-                             make_pool=SimPool, main_pool=lambda k: SimPool(k, "Main", 1))
+                             make_pool=lambda k, name, size, elastic: SimPool(k, name, size, elastic, self),
+                             main_pool=lambda k: SimPool(k, "Main", 1, stepper=self))
         self.clock = self.kernel.clock
+        self._simulated = isinstance(self.clock, SimClock)     # blocking time simulated (kernel.simtime)
+        if self._simulated:
+            self.clock.on_sleep = lambda seconds: self._trap.ops.append(("block", seconds))
+        self._stepping = None            # the worker whose step runs now
+        self._busy = {}                  # worker -> virtual time its simulated blocking call ends
+        self._held = []                  # (time, order, worker, pool, task): pushes a blocking call delays
         self.number = 0
         self._turn = 0
         self.main = self.kernel.new_task(main, args, Dispatchers.Main, None, None)
@@ -173,17 +185,53 @@ class Stepper:
     def _next(self):
         workers = self._workers()
         n = len(workers)
+        now = self.clock.now()
         for i in range(n):
             name, pool = workers[(self._turn + i) % n]
-            if pool.queue:
+            if pool.queue and self._busy.get(name, now) <= now:
                 self._turn = (self._turn + i + 1) % n
                 return name, pool
         return None, None
 
+    # -- simulated blocking (kernel.simtime) --------------------------------
+    def hold(self, pool, task) -> bool:
+        """Delay a push made after the running step has blocked for a while; True if held."""
+        if self._stepping is None or not self.clock.elapsed:
+            return False
+        self._held.append((self.clock.now(), len(self._held), self._stepping, pool, task))
+        return True
+
+    def _release_due(self):
+        """Push the held tasks whose time has come; end the blocking calls that are over."""
+        now = self.clock.now()
+        due = sorted((h for h in self._held if h[0] <= now), key=lambda h: h[:2])
+        self._held = [h for h in self._held if h[0] > now]
+        for _, _, _, pool, task in due:
+            pool.queue.append(task)
+        ended = sorted({h[2] for h in due} | {w for w, end in self._busy.items() if end <= now})
+        for worker in ended:
+            self._busy.pop(worker, None)
+        if ended:
+            woken = f" -> wakes {', '.join(_who(h[4]) for h in due)}" if due else ""
+            self._pending.append(KernelEvent("block", now, f"{', '.join(ended)}: the blocking call ends{woken}",
+                                             [h[4].id for h in due]))
+
+    def _next_internal(self):
+        """The virtual time of the next held push or end of a blocking call, or None."""
+        times = [h[0] for h in self._held] + list(self._busy.values())
+        return min(times) if times else None
+
     def _wait_for_work(self):
-        """Nothing runnable: poll real I/O, or jump the clock to the next timer."""
+        """Nothing runnable: poll real I/O, or jump the clock to the next timer (or end of a blocking call)."""
         kernel = self.kernel
+        self._release_due()
+        if self._next()[1] is not None:
+            return
         timeout = kernel.next_timeout()
+        internal = self._next_internal()
+        if internal is not None:
+            wait = max(0.0, internal - self.clock.now())
+            timeout = wait if timeout is None else min(timeout, wait)
         if kernel.poller.waiting:
             kernel.tick(timeout)      # real sockets: wait for them for real
             self._note_turn(timeout)
@@ -194,6 +242,7 @@ class Stepper:
         before = self.clock.now()
         if self.clock.virtual:
             self.clock.advance_to(before + timeout)
+        self._release_due()
         kernel.tick(0, poll=False)
         self._note_turn(None, jumped=before)
 
@@ -208,7 +257,7 @@ class Stepper:
             text = (f"poll ({waited}) -> {_ready(polled)} -> wakes {', '.join(map(_who, polled))}" if polled
                     else f"poll ({waited}) -> nothing ready")
             self._pending.append(KernelEvent("poll", now, text, [t.id for t in polled]))
-        if fired or jumped is not None:
+        if fired or (jumped is not None and not self._pending):
             clock = f"clock {jumped:.3f} -> {now:.3f}, " if jumped is not None and now != jumped else ""
             text = clock + (f"timer fires -> wakes {', '.join(map(_who, fired))}" if fired else "no timer due")
             self._pending.append(KernelEvent("timer", now, text, [t.id for t in fired]))
@@ -227,7 +276,7 @@ class Stepper:
         if tracing:
             sys.settrace(self._line_tracer(ops))
         try:
-            task = self._run_one(pool, name)
+            task = self._run_blocking(pool, name)
         finally:
             if tracing:
                 sys.settrace(None)
@@ -270,6 +319,9 @@ class Stepper:
                 continue
             if not out:
                 out.append([None, 0, []])
+            if kind == "block":
+                out[-1][2].append(f"blocks this worker {what:g} s (time.sleep, simulated)")
+                continue
             elsewhere = what._pool is not None and what._pool is not pool
             out[-1][2].append(f"{kind}s {_who(what)}" + (f" on {what._pool.name}" if elsewhere else ""))
         return out
@@ -322,6 +374,22 @@ class Stepper:
         """Live tasks by id."""
         return dict(self.kernel.tasks)
 
+    def _run_blocking(self, pool, worker):
+        """``_run_one``, its blocking time simulated: the worker stays busy that long after it."""
+        if not self._simulated:
+            return self._run_one(pool, worker)
+        start = self.clock.now()
+        self._stepping = worker
+        try:
+            with blocking_simulated(self.clock) as clock:
+                task = self._run_one(pool, worker)
+                blocked = clock.elapsed
+        finally:
+            self._stepping = None
+        if blocked:
+            self._busy[worker] = start + blocked
+        return task
+
     def _run_one(self, pool, worker="Main"):
         """Step the next task of ``pool`` as if on ``worker``; return it.
 
@@ -349,8 +417,9 @@ class Stepper:
         return task
 
     def runnable(self) -> bool:
-        """Some task is queued on a simulated worker."""
-        return any(p.queue for p in self._pools())
+        """Some task is queued on a simulated worker that is free now."""
+        now = self.clock.now()
+        return any(p.queue and any(self._busy.get(w, now) <= now for w in p.workers) for p in self._pools())
 
     def due_by(self, when) -> bool:
         """Would the next step come before the clock passes ``when``? (I/O is looked at, not waited for.)"""
@@ -362,7 +431,10 @@ class Stepper:
             if self.runnable():
                 return True
         timeout = self.kernel.next_timeout()
-        return timeout is not None and self.clock.now() + timeout <= when
+        internal = self._next_internal()
+        soonest = min(t for t in (None if timeout is None else self.clock.now() + timeout, internal) if t is not None) \
+            if timeout is not None or internal is not None else None
+        return soonest is not None and soonest <= when
 
     def advance_clock(self, when):
         """Move virtual time on to ``when`` (kotlinx-coroutines-test's ``advanceTimeBy``, after ``due_by``)."""
@@ -383,7 +455,7 @@ class Stepper:
                     break
                 guard += 1
                 continue
-            self._run_one(pool)
+            self._run_blocking(pool, name)
             guard += 1
         self.kernel.poller.close()
 

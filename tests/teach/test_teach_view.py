@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -248,3 +249,37 @@ def test_every_frame_fits_a_real_80x24_terminal(path):
         assert number > 4
     finally:
         tmux("kill-server")
+
+
+def test_blocking_time_is_simulated_on_its_own_worker_only():
+    status, record, _ = transcript("06_blocking_call")
+    assert status == 0
+    # time.sleep on Main: Main's lane is busy 0.2 s of virtual time, and the ticker waits for it
+    assert re.search(r"step 4  t=0\.100  Main  task #1 main\n  ran: .*blocks this worker 0\.2 s \(time\.sleep, simulated\)",
+                     record)
+    assert "block t=0.300  Main: the blocking call ends\n" in record
+    # the same call on IO-1: Main's ticker goes on at 0.45, 0.5, 0.55 meanwhile
+    assert "block t=0.600  IO-1: the blocking call ends -> wakes #1 main" in record
+    ticks = [float(t) for t in re.findall(r"step \d+  t=(\d\.\d+)  Main  task #2 ticker", record)]
+    assert {0.45, 0.5, 0.55} <= set(ticks) and not any(0.1 < t < 0.3 for t in ticks)
+    assert time.sleep.__module__ == "time" and time.monotonic.__module__ == "time"   # the real ones again
+
+
+def test_simulated_time_belongs_to_the_stepping_thread_alone():
+    from genloop.kernel.simtime import SimClock, blocking_simulated
+
+    clock = SimClock()
+    seen = {}
+
+    def other():
+        started = time.monotonic()
+        time.sleep(0.01)
+        seen["other"] = time.monotonic() - started
+
+    with blocking_simulated(clock):
+        time.sleep(5)                       # simulated: no real wait
+        assert time.monotonic() == clock.now() == 5.0
+        helper = threading.Thread(target=other)
+        helper.start()
+        helper.join(5)
+    assert 0.005 < seen["other"] < 2 and clock.now() == 0.0
