@@ -65,7 +65,7 @@ class _Recorder(Instrument):
 
     def __init__(self):
         self.last = None
-        self.ops = []            # this step's ("line", lineno) / ("spawn", task) / ("wake", task)
+        self.ops = []            # this step's ("line", lineno), ("spawn", task), ("wake", task), ("block", seconds)
         self.woken = []          # tasks woken outside any step (poller, timers)
 
     def after_step(self, task, trap):
@@ -102,9 +102,9 @@ def _who(task) -> str:
 
 @dataclass
 class KernelEvent:
-    """A turn of the kernel itself between two steps: the poller's or a timer's."""
+    """A turn of the kernel itself between two steps: the poller's, a timer's, the end of a blocking call."""
 
-    kind: str                   # "poll" or "timer"
+    kind: str                   # "poll", "timer" or "block"
     time: float
     text: str                   # "poll -> fd 9 readable, fd 11 readable -> wakes #4 tcp:1, #5 client-b"
     woken: list = field(default_factory=list)    # the woken tasks' ids
@@ -149,19 +149,19 @@ class Stepper:
 
     def __init__(self, main, *args, clock=None, threads=None, instruments=(), lines_of=None):
         sizes = {**DEFAULT_SIM_THREADS, **(threads or {})}
-        self._trap = _Recorder()
+        self._recorder = _Recorder()
         if lines_of is None:             # the source file whose lines a step runs are recorded as ops
             lines_of = getattr(getattr(main, "__code__", None), "co_filename", None)
         self._lines_of = lines_of or None
         self._pending = []               # KernelEvents not yet handed out with a step
-        self.kernel = Kernel(clock=clock or SimClock(), instruments=(self._trap, *instruments),
+        self.kernel = Kernel(clock=clock or SimClock(), instruments=(self._recorder, *instruments),
                              thread_sizes=sizes,
                              make_pool=lambda k, name, size, elastic: SimPool(k, name, size, elastic, self),
                              main_pool=lambda k: SimPool(k, "Main", 1, stepper=self))
         self.clock = self.kernel.clock
         self._simulated = isinstance(self.clock, SimClock)     # blocking time simulated (kernel.simtime)
         if self._simulated:
-            self.clock.on_sleep = lambda seconds: self._trap.ops.append(("block", seconds))
+            self.clock.on_sleep = lambda seconds: self._recorder.ops.append(("block", seconds))
         self._stepping = None            # the worker whose step runs now
         self._busy = {}                  # worker -> virtual time its simulated blocking call ends
         self._held = []                  # (time, order, worker, pool, task): pushes a blocking call delays
@@ -248,7 +248,7 @@ class Stepper:
 
     def _note_turn(self, timeout, jumped=None):
         """Turn the tasks the kernel just woke (poller, timers) into KernelEvents."""
-        woken, self._trap.woken = self._trap.woken, []
+        woken, self._recorder.woken = self._recorder.woken, []
         now = self.clock.now()
         polled = [t for t in woken if t.trap is not None and t.trap[0] == IO]
         fired = [t for t in woken if t not in polled]
@@ -271,7 +271,7 @@ class Stepper:
         while pool is None:
             self._wait_for_work()
             name, pool = self._next()
-        self._trap.ops = ops = []
+        self._recorder.ops = ops = []
         tracing = self._lines_of is not None and sys.gettrace() is None
         if tracing:
             sys.settrace(self._line_tracer(ops))
@@ -332,7 +332,7 @@ class Stepper:
             action = (f"raised {task.exception!r}" if task.exception is not None
                       else f"returned {task.result!r}")
         else:
-            action = describe(self._trap.last)
+            action = describe(self._recorder.last)
         return StepEvent(
             number=self.number, time=self.clock.now(), worker=worker, task_id=task.id,
             task_name=task.name, action=action, line=None if task.done else where(task), done=task.done,
@@ -343,7 +343,7 @@ class Stepper:
                     for d, a in kernel.timers.snapshot()],
             io=[(fd, "read" if mode == 0 else "write", f"#{t.id} {t.name}")
                 for fd, mode, t in kernel.poller.snapshot()],
-            ops=self._ops(self._trap.ops, pool),
+            ops=self._ops(self._recorder.ops, pool),
         )
 
     def __iter__(self):
