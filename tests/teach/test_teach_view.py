@@ -230,6 +230,9 @@ def test_every_frame_fits_a_real_80x24_terminal(path):
             time.sleep(0.01)      # polling the pane, bounded by the deadline
         raise AssertionError(f"the frame never came; the screen:\n{screen}")
 
+    def prompted(screen):     # the prompt on a line of its own: the frame above it is complete
+        return screen.rstrip().split("\n")[-1] == ">"
+
     command = f"{sys.executable} -m genloop.demos.cli step {path}"
     assert tmux("new-session", "-d", "-s", name, "-x", "80", "-y", "24", "-c", str(ROOT), command).returncode == 0
     try:
@@ -239,7 +242,7 @@ def test_every_frame_fits_a_real_80x24_terminal(path):
             number += 1
             tmux("send-keys", "-t", name, "Enter")
             # drawn: this step's frame (or any other screen) with the prompt under it, or the end
-            screen = screen_when(lambda s: "end: main" in s or (f" step {number} " in s and s.rstrip().endswith(">")))
+            screen = screen_when(lambda s: "end: main" in s or (f" step {number} " in s and prompted(s)))
             if "end: main" in screen:
                 break
             lines = screen.rstrip().split("\n")
