@@ -7,8 +7,9 @@ from genloop.demos.teach_cli import lessons
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
-#: Lessons whose transcript is the same on every machine (no sockets, no real time).
-DETERMINISTIC = ["01_ping_pong", "02_sleep_sort", "03_producer_consumer"]
+#: Lessons whose transcript is the same on every machine (no sockets; blocking time is simulated).
+DETERMINISTIC = ["01_ping_pong", "02_sleep_sort", "03_producer_consumer", "05_with_context", "06_blocking_call",
+                 "08_unconfined", "09_limited"]
 
 
 def lesson(stem: str) -> Path:
