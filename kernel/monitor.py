@@ -10,6 +10,7 @@ import ipaddress
 import linecache
 import logging
 import os
+import re
 import selectors
 import socket
 import sys
@@ -23,6 +24,10 @@ log = logging.getLogger("genloop")
 MONITOR_PORT = 48802
 #: A client that reads nothing for this long is dropped, so it cannot stall the console.
 SEND_TIMEOUT = 5.0
+#: ``ps`` cuts task names, and what a task waits for, to this many characters (reprs of
+#: functools.partial objects run to hundreds), and drops memory addresses.
+NAME_WIDTH = 40
+WAITS_WIDTH = 60
 #: A console line is a few words; a client sending more without a newline is dropped.
 MAX_LINE = 4096
 PROMPT = b"genloop> "
@@ -196,7 +201,9 @@ class Monitor:
     def ps(self):
         rows = [("id", "name", "state", "dispatcher", "steps", "waits for", "for")]
         for t in self._live():
-            rows.append((str(t.id), t.name, t.state, t.dispatcher.name, str(t.steps), *self._waits(t)))
+            waits, since = self._waits(t)
+            rows.append((str(t.id), _cut(t.name, NAME_WIDTH), t.state, t.dispatcher.name, str(t.steps),
+                         _cut(waits, WAITS_WIDTH), since))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1]
                          for r in rows).rstrip()
@@ -293,6 +300,15 @@ def _server_of_accept_loop(task):
     if frame is None or frame.f_code.co_name != "_accept_loop":
         return None
     return frame.f_locals.get("self")
+
+
+_ADDRESS = re.compile(r" (object )?at 0x[0-9a-fA-F]+")
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` for a table: no memory addresses, at most ``width`` characters."""
+    text = _ADDRESS.sub("", text)
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _short(filename: str) -> str:

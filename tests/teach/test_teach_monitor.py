@@ -1,4 +1,5 @@
 """The monitor: its commands against a live kernel, even while Main is stuck; loopback only."""
+import functools
 import queue
 import re
 import socket
@@ -238,3 +239,35 @@ def test_a_cancelled_main_is_one_line_under_genloop_trace(tmp_path):
     r = genloop("trace", script, "--out", tmp_path / "t.json")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip() == "main was cancelled (by the monitor's cancel, or by itself)"
+
+
+class _Backends:
+    pass
+
+
+def _lookup(backends, release):
+    release.wait(5)
+
+
+def test_ps_shortens_long_names_and_waits():
+    release = threading.Event()
+
+    def caller():
+        yield from with_context(Dispatchers.IO, functools.partial(_lookup, _Backends(), release))
+
+    def main():
+        port = current_kernel().monitor.port
+        task = yield from spawn(caller, name="caller-with-a-name-far-too-long-for-any-table-at-all")
+        yield from until(lambda: task.state == "waiting")
+        try:
+            ps, = yield from with_context(Dispatchers.Default, talk, port, "ps")
+        finally:
+            release.set()
+        yield from task.join()
+        return ps
+
+    ps = run(main, monitor=0)
+    row = next(line for line in ps.splitlines() if "caller-with" in line)
+    assert "runs functools.partial(<function _lookup>, <tests.teach.tes…  " in row, row
+    assert "caller-with-a-name-far-too-long-for-any…" in row and "0x" not in ps
+    assert max(map(len, ps.splitlines())) < 150
