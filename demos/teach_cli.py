@@ -66,7 +66,7 @@ def parse_threads(text: str) -> dict:
     return sizes
 
 
-ScriptArg = typer.Argument(..., help="a file defining main(), or a lesson: 01 ... 07 or its name")
+ScriptArg = typer.Argument(..., help="a file defining main(), or a lesson: 01 ... 09 or its name")
 
 
 def step(script: str = ScriptArg,
