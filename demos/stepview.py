@@ -32,6 +32,8 @@ from .stepdata import frame_data, short
 HISTORY = 16
 #: Source lines shown above and below the line a task waits on, at most (fewer on a short screen).
 CONTEXT = 4
+#: The kernel's turns (polls, timers, ends of blocking calls) before a step drawn on its frame, at most.
+KERNEL_TURNS = 2
 #: Task names are cut to this many characters in lanes, queues and lists.
 NAME_WIDTH = 24
 #: Steps a look-ahead takes at most to learn the names of the tasks a run will have (``b NAME``).
@@ -276,7 +278,10 @@ class Session:
         head = Text.assemble((f" step {e.number} ", "bold reverse"), f"  t = {e.time:.3f} s  ",
                              (os.path.basename(self.script), "dim"), no_wrap=True, overflow="ellipsis")
         parts = [head]
-        for k in e.before[-2:]:
+        if len(e.before) > KERNEL_TURNS:
+            parts.append(Text(f"... {len(e.before) - KERNEL_TURNS} earlier turns of the kernel (the transcript has all)",
+                              style="magenta", no_wrap=True, overflow="ellipsis"))
+        for k in e.before[-KERNEL_TURNS:]:
             parts.append(Text(k.text, style="bold magenta", no_wrap=True, overflow="ellipsis"))
         parts.append(self._lanes(width))
         parts.append(Text.assemble((f"{e.worker} ran task #{e.task_id} {short(e.task_name, NAME_WIDTH)}: ", "bold"),
