@@ -257,19 +257,28 @@ def _chart(rows: list[Row], path: Path, title: str) -> None:
 
     figure, (throughput, p99) = plt.subplots(1, 2, figsize=(11, 4.2))
     ticks = sorted({r.concurrency for r in rows})
-    for style in dict.fromkeys(r.style for r in rows):
-        mine = sorted((r for r in rows if r.style == style), key=lambda r: r.concurrency)
-        xs = [r.concurrency for r in mine]
-        throughput.plot(xs, [r.rps for r in mine], marker="o", label=style)
-        p99.plot(xs, [r.p99 * 1e3 for r in mine], marker="o", label=style)
+    styles = list(dict.fromkeys(r.style for r in rows))
+    if len(ticks) == 1:           # one concurrency: bars per style, not dots on a line
+        for axes, value in ((throughput, lambda r: r.rps), (p99, lambda r: r.p99 * 1e3)):
+            axes.bar(styles, [value(next(r for r in rows if r.style == s)) for s in styles],
+                     color=[f"C{i}" for i in range(len(styles))])
+            axes.set_xlabel(f"{ticks[0]:,} concurrent connections")
+    else:
+        for style in styles:
+            mine = sorted((r for r in rows if r.style == style), key=lambda r: r.concurrency)
+            xs = [r.concurrency for r in mine]
+            throughput.plot(xs, [r.rps for r in mine], marker="o", label=style)
+            p99.plot(xs, [r.p99 * 1e3 for r in mine], marker="o", label=style)
+        for axes in (throughput, p99):
+            axes.set_xscale("log")
+            axes.set_xticks(ticks, [f"{t:,}" for t in ticks])
+            axes.minorticks_off()
+            axes.set_xlabel("concurrent connections")
+        throughput.legend()
     for axes, label in ((throughput, "requests/s"), (p99, "p99 latency (ms)")):
-        axes.set_xscale("log")
-        axes.set_xticks(ticks, [f"{t:,}" for t in ticks])
-        axes.minorticks_off()
-        axes.set_xlabel("concurrent connections")
+        axes.set_ylim(bottom=0)   # from 0, so a 5% difference does not look like 5x
         axes.set_ylabel(label)
         axes.grid(True, alpha=0.3)
-    throughput.legend()
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=120)

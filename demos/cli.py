@@ -7,6 +7,7 @@ import typer
 
 from genloop import __version__
 from genloop.demos import benchmarks, serving
+from genloop.kernel import Cancelled
 
 app = typer.Typer(help="genloop: a coroutine kernel of plain generators, and the demos that teach it.",
                   no_args_is_help=True, add_completion=False)
@@ -43,6 +44,9 @@ def _command(target):
             demo(echo=typer.echo, **options)
         except (OSError, ValueError, RuntimeError) as e:   # a port in use, a file not ours, too few files allowed
             typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+        except Cancelled:                                  # e.g. `cancel 1` in the monitor
+            typer.echo("stopped: the main task was cancelled", err=True)
             raise typer.Exit(1) from None
 
     command.__signature__ = signature.replace(
