@@ -53,3 +53,4 @@ def reactor_demo(echo: Callable[[str], object] = print, host: Host = HOST, port:
 
 def coroutines_demo(echo: Callable[[str], object] = print, host: Host = HOST, port: Port = PORT, mode: Mode = "http",
                     verbose: Verbose = False) -> None:
+    _serve("coroutines", echo, host, port, mode, verbose)
