@@ -2,7 +2,7 @@
 
     python -m bench.http_bench                                  # every style, 100 and 1000 conns
     python -m bench.http_bench --styles asyncio_streams,nginx --duration 2 --rounds 1
-    python -m bench.http_bench --mode echo --conns 100          # echo needs bench.loadgen
+    python -m bench.http_bench --mode echo --conns 100          # echo needs the genloop client
     python -m bench.http_bench --json results.json
     python -m bench.http_bench --interleave                     # rounds in turns, on a shared box
 
@@ -13,8 +13,9 @@ and p99 latency, errors, the ratio of requests/s to asyncio_streams, and the
 server's CPU time per request (its whole process tree, from /proc) with the
 same ratio taken on it
 (`--interleave` starts every server first and takes the rounds in turns). The
-client is `wrk` (one thread, `--latency`) when installed, otherwise
-`bench.loadgen`, whose numbers are lower and not comparable with wrk's.
+client is `wrk` (one thread, `--latency`) when installed, otherwise the
+load generator on genloop (`genloop.demos.measure.loadgen`), whose numbers
+are lower and not comparable with wrk's.
 """
 
 from __future__ import annotations
@@ -22,28 +23,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
-import shutil
 import statistics
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from bench import servers
-
-FD_MARGIN = 64  # files besides the connections
-CLIENT_GRACE = 30.0  # seconds a client may run past --duration (connecting, reporting)
-TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}  # as wrk prints them
+from genloop.demos.measure import clients
+from genloop.demos.measure.children import FD_MARGIN, Running, raise_nofile
+from genloop.demos.measure.procfs import cpu_seconds
 
 
 @dataclass
-class Sample:
-    rps: float
-    p50: float  # seconds
-    p99: float
-    errors: int
-    requests: int
-    cpu: float | None  # server CPU seconds (user + system, whole process tree) per request
+class Sample(clients.Sample):
+    cpu: float  # server CPU seconds (user + system, whole process tree) per request
 
 
 @dataclass
@@ -54,47 +47,13 @@ class Row(Sample):
     cpu_ratio: float | None  # the baseline's cpu per request / this cpu per request
 
 
-def client_command(client: str, port: int, mode: str, conns: int, duration: float) -> list[str]:
-    pinned = ["taskset", "-c", str(servers.CLIENT_CPU)]
-    if client == "wrk":
-        return [*pinned, "wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency",
-                f"http://127.0.0.1:{port}/"]
-    return [*pinned, sys.executable, "-m", "bench.loadgen", "--port", str(port), "--mode", mode,
-            "-c", str(conns), "-d", str(duration), "--json"]
-
-
-def parse_wrk(output: str) -> Sample:
-    def required(pattern: str) -> tuple[str, ...]:
-        if found := re.search(pattern, output, re.M):
-            return found.groups()
-        raise RuntimeError(f"unexpected wrk output (no {pattern!r}):\n{output}")
-
-    def seconds(percent: str) -> float:
-        value, unit = required(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m|h)\s*$")
-        return float(value) * TIME_UNITS[unit]
-
-    # Both lines appear only when their counts are not zero.
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    bad_status = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    errors = sum(map(int, socket_errors.groups())) if socket_errors else 0
-    return Sample(rps=float(required(r"Requests/sec:\s+([\d.]+)")[0]), p50=seconds("50"),
-                  p99=seconds("99"), errors=errors + (int(bad_status[1]) if bad_status else 0),
-                  requests=int(required(r"(\d+) requests in")[0]), cpu=None)
-
-
-def parse_loadgen(output: str) -> Sample:
-    result = json.loads(output)
-    return Sample(rps=result["rps"], p50=result["p50"], p99=result["p99"], errors=result["errors"],
-                  requests=result["requests"], cpu=None)
-
-
-def measure(client: str, server: servers.Server, mode: str, conns: int, duration: float) -> Sample:
-    before = servers.cpu_seconds(server.pid)
-    output = subprocess.run(client_command(client, server.port, mode, conns, duration), capture_output=True,
-                            text=True, check=True, timeout=duration + CLIENT_GRACE).stdout
-    used = servers.cpu_seconds(server.pid) - before
-    sample = parse_wrk(output) if client == "wrk" else parse_loadgen(output)
-    return replace(sample, cpu=used / max(1, sample.requests))
+def measure(client: str, server: Running, mode: str, conns: int, duration: int) -> Sample:
+    before = cpu_seconds(server.pid)
+    output = subprocess.run(clients.command(client, server.port, conns, duration, mode), capture_output=True,
+                            text=True, check=True, timeout=duration + clients.CLIENT_GRACE).stdout
+    used = cpu_seconds(server.pid) - before
+    sample = clients.parse(client, output)
+    return Sample(**asdict(sample), cpu=used / max(1, sample.requests))
 
 
 def median_row(style: str, conns: int, samples: list[Sample]) -> Row:
@@ -106,7 +65,7 @@ def median_row(style: str, conns: int, samples: list[Sample]) -> Row:
 
 
 def bench_style(style: str, args) -> list[Row]:
-    with servers.running(style, args.mode) as server:
+    with servers.started(style, args.mode) as server:
         return [median_row(style, conns, [measure(args.client, server, args.mode, conns, args.duration)
                                           for _ in range(args.rounds)])
                 for conns in args.conns]
@@ -120,7 +79,7 @@ def bench_interleaved(args) -> list[Row]:
         running = {}
         for style in args.styles:
             try:
-                running[style] = stack.enter_context(servers.running(style, args.mode))
+                running[style] = stack.enter_context(servers.started(style, args.mode))
             except RuntimeError as error:
                 print(f"  {style}: skipped: {error}", file=sys.stderr)
         order = list(running)
@@ -157,11 +116,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--styles", help=f"comma-separated, from: {', '.join(servers.STYLES)} "
                                          "(default: all that serve --mode)")
     parser.add_argument("--conns", default="100,1000", help="comma-separated concurrencies")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per round")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per point; the median is shown")
     parser.add_argument("--mode", choices=("http", "echo"), default="http")
-    parser.add_argument("--client", choices=("auto", "wrk", "loadgen"), default="auto",
-                        help="auto: wrk for http when installed, else bench.loadgen")
+    parser.add_argument("--client", choices=("auto", *clients.CLIENTS), default="auto",
+                        help="auto: wrk for http when installed, else the load generator on genloop")
     parser.add_argument("--interleave", action="store_true",
                         help="start every server at once and take the rounds in turns (shared boxes)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
@@ -170,16 +129,16 @@ def parse_args() -> argparse.Namespace:
     if unknown := [s for s in args.styles if s not in servers.styles_for(args.mode)]:
         parser.error(f"unknown style(s) for --mode {args.mode}: {', '.join(unknown)}")
     args.conns = [int(c) for c in args.conns.split(",")]
-    if args.client == "auto":
-        args.client = "wrk" if args.mode == "http" and shutil.which("wrk") else "loadgen"
-    elif args.client == "wrk" and (args.mode != "http" or not shutil.which("wrk")):
-        parser.error("wrk is not installed, or --mode is echo (wrk only speaks HTTP): use --client loadgen")
+    try:
+        args.client = clients.choose(args.client, args.mode)
+    except ValueError as e:
+        parser.error(str(e))
     return args
 
 
 def main() -> None:
     args = parse_args()
-    servers.raise_nofile(max(args.conns) + FD_MARGIN)
+    raise_nofile(max(args.conns) + FD_MARGIN)
     if args.interleave:
         rows = bench_interleaved(args)
     else:

@@ -40,7 +40,6 @@ import gc
 import json
 import math
 import os
-import platform
 import random
 import shlex
 import shutil
@@ -48,6 +47,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from genloop.demos.measure.machine import machine
 
 # --------------------------------------------------------------------------
 # Workload sizes (at --scale 1) and shared constants
@@ -441,36 +442,6 @@ def measure(lib: str, bench: str, scale: float, no_gc: bool, cpu: int | None,
         return None, f"unreadable child output ({e}): {p.stdout[-500:]!r}\n{p.stderr}"
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def nproc() -> str:
-    exe = shutil.which("nproc")
-    if exe:
-        try:
-            return subprocess.run([exe], capture_output=True, text=True).stdout.strip()
-        except OSError:
-            pass
-    return str(os.cpu_count())
-
-
-def machine_info() -> dict:
-    return {
-        "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
-        "nproc": nproc(),
-        "cpu": cpu_model(),
-        "platform": platform.platform(),
-    }
-
-
 def fmt_cell(best: float | None, base: float | None, status: str) -> str:
     if status in ("n/a", "-", "error"):
         return status
@@ -573,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 r["status"] = "error"
 
-    info = machine_info()
+    info = machine()
     command = " ".join(shlex.quote(x) for x in [sys.executable, "-m", "bench.micro",
                                                    *(sys.argv[1:] if argv is None else argv)])
     pin_note = (f"taskset -c {cpu}" if cpu is not None else "not pinned (no taskset)")
@@ -607,8 +578,8 @@ def main(argv: list[str] | None = None) -> int:
     gc_note = "disabled (--no-gc)" if a.no_gc else f"enabled, thresholds {gc.get_threshold()}"
     print(f"  gc: {gc_note}, gc.collect() before each timed region, on every side.")
     print()
-    print(f"machine: {info['python']}")
-    print(f"         nproc {info['nproc']}, CPU {info['cpu']}, {info['platform']}")
+    print(f"machine: {info['python']} ({sys.executable})")
+    print(f"         {info['cores']} cores, CPU {info['cpu']}, {info['system']}")
     print(f"command: {command}")
 
     failures = [(lib, b, r) for lib, lr in results.items() for b, r in lr.items() if r["errors"]]

@@ -30,15 +30,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
 import time
 
-from bench.servers import CLIENT_CPU, REPO, SERVER_CPU, wait_ready
+from genloop.demos.measure.children import CLIENT_CPU, SERVER_CPU, pinned, stop, wait_ready
+from genloop.demos.measure.machine import machine
+from genloop.demos.measure.procfs import cpu_seconds
 
 HOST = "127.0.0.1"
 IMPLS = ("genloop", "asyncio", "uvloop")
@@ -142,38 +142,25 @@ def server_argv(impl: str) -> list[str]:
 
 # -- the harness ------------------------------------------------------------
 
-def pinned(cpu: int, argv: list[str]) -> list[str]:
-    return ["taskset", "-c", str(cpu), *argv] if shutil.which("taskset") else argv
-
-
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")      # no call finished inside the window (a stalled machine)
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) ``pid`` has used so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_cell(impl: str, callers: int, duration: float, warmup: float) -> dict:
     """One server process, one client process; returns rate, latencies and CPU per call."""
-    server = subprocess.Popen(pinned(SERVER_CPU, server_argv(impl)), cwd=REPO, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(pinned(SERVER_CPU, server_argv(impl)), stdout=subprocess.PIPE, text=True)
     try:
         port = wait_ready(server, impl)
         load = [sys.executable, "-m", "bench.rpc_bench", "load", impl, "--port", str(port),
                 "--callers", str(callers), "--duration", str(duration), "--warmup", str(warmup)]
-        cpu_before = process_cpu(server.pid)     # taskset execs: the pid is the server's
-        out = subprocess.run(pinned(CLIENT_CPU, load), cwd=REPO, capture_output=True, text=True,
+        cpu_before = cpu_seconds(server.pid)     # taskset execs: the pid is the server's
+        out = subprocess.run(pinned(CLIENT_CPU, load), capture_output=True, text=True,
                              timeout=LOAD_TIMEOUT, check=True).stdout
-        server_cpu = process_cpu(server.pid) - cpu_before
+        server_cpu = cpu_seconds(server.pid) - cpu_before
     finally:
-        server.terminate()
-        server.wait()
-        server.stdout.close()
+        stop([server])
     result = json.loads(out)
     result["server_cpu_us"] = 1e6 * server_cpu / result.pop("total_calls")
     return result
@@ -208,17 +195,6 @@ def table(cells: dict, impls, callers_list) -> str:
             lines.append(f"| {impl} | {callers:,} | {c['rate']:,.0f} | {ratio} | {c['best_rate']:,.0f} | {c['p50_ms']:.3f} | "
                          f"{c['p99_ms']:.3f} | {c['server_cpu_us']:.1f} | {c['client_cpu_us']:.1f} |")
     return "\n".join(lines)
-
-
-def machine() -> dict:
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
-            "implementation": platform.python_implementation(), "loadavg": os.getloadavg()}
 
 
 def orchestrate(args) -> None:

@@ -1,11 +1,12 @@
 """`genloop bench servers|search|c10k`: start the servers, load them, show what each style costs.
 
 Each server runs in a process of its own pinned to one CPU and the load
-generator in another pinned to the other (`demos.harness`): wrk when it is
-installed, else `demos.loadgen` on genloop. While the load runs, the server's
-process tree is sampled for its peak memory (PSS) and threads, and its CPU
-time is divided by the requests answered: on a machine shared with other jobs
-requests/s swing, CPU per request hardly does. `--rounds` goes over all the
+generator in another pinned to the other (`demos.harness`, `demos.measure`):
+wrk when it is installed, else `demos.measure.loadgen` on genloop. While
+the load runs, the server's process tree is sampled for its peak memory
+(PSS) and threads, and its CPU time is divided by the requests answered: on
+a machine shared with other jobs requests/s swing, CPU per request hardly
+does. `--rounds` goes over all the
 styles that many times and keeps medians. The table has one row per style and
 concurrency; `--json` keeps the figures with the machine and the command,
 `--chart` draws throughput and p99 against concurrency (matplotlib, the
@@ -14,7 +15,6 @@ concurrency; `--json` keeps the figures with the machine and the command,
 import functools
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -22,9 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, TypeVar
 
 import typer
 from rich import box
@@ -34,6 +35,10 @@ from rich.table import Table
 
 from genloop.demos import c10k as c10k_demo
 from genloop.demos import harness
+from genloop.demos.measure import clients
+from genloop.demos.measure.children import CLIENT_CPU, FD_MARGIN, SERVER_CPU, Running, raise_nofile
+from genloop.demos.measure.machine import machine
+from genloop.demos.measure.procfs import Peak
 from genloop.demos.search import data
 from genloop.demos.search.backends import ROLES
 from genloop.demos.search.blocking import THREADS
@@ -50,8 +55,6 @@ console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
 DURATION = 5
 #: Seconds between two updates of the progress bar.
 PROGRESS_EVERY = 0.1
-#: Seconds a client may run past its duration (connecting, reporting) before it counts as stuck.
-CLIENT_GRACE = 30.0
 #: Different searches the search bench cycles through, drawn from a fixed seed.
 SEARCH_PATHS = 1_000
 SEARCH_SEED = 7
@@ -61,7 +64,7 @@ SEARCH_LATENCY = 0.01
 C10K_STYLES = ("threads", "event-loop", "reactor", "coroutines")
 
 Client = Annotated[Literal["auto", "wrk", "genloop"], typer.Option(
-    help="The load generator: wrk, or demos.loadgen on genloop (auto: wrk when installed).")]
+    help="The load generator: wrk, or demos.measure.loadgen on genloop (auto: wrk when installed).")]
 Concurrency = Annotated[Optional[list[int]], typer.Option(
     "--concurrency", "-c", min=1, help="Connections kept busy at once; repeat for several.")]
 Duration = Annotated[int, typer.Option(min=1, help="Seconds of load per style and concurrency.")]
@@ -81,14 +84,19 @@ ChartFile = Annotated[Optional[Path], typer.Option(
     "(needs matplotlib).")]
 
 
-def _choose(names):
-    """A callback that refuses names not in ``names``, listing those that are."""
-    def check(values):
+def _styles(names: Sequence[str], help: str):
+    """The repeatable ``--style`` option: it refuses names not in ``names``, listing those that are."""
+    def check(values: list[str] | None) -> list[str] | None:
         unknown = [v for v in values or () if v not in names]
         if unknown:
             raise typer.BadParameter(f"no style {', '.join(map(repr, unknown))}; choose from {', '.join(names)}")
         return values
-    return check
+    return Annotated[Optional[list[str]], typer.Option("--style", callback=check, help=help)]
+
+
+ServerStyles = _styles(tuple(STYLES), "A style to measure; repeat for several (default: all five).")
+FrontStyles = _styles(tuple(FRONTS), "A front style to measure; repeat for several (default: all three).")
+HeldStyles = _styles(tuple(STYLES), f"A style to load; repeat for several (default: {', '.join(C10K_STYLES)}).")
 
 
 @dataclass
@@ -106,45 +114,35 @@ class Row:
     ratio: float | None = None    # rps / the baseline style's at the same concurrency
 
 
-def machine() -> dict:
-    """What the figures were measured on."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory / 2**30, 1),
-            "system": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
-            "load_average": [round(x, 2) for x in os.getloadavg()]}
-
-
 class Bench:
     """One bench run: the client, the progress bar, the rows measured."""
 
-    def __init__(self, client: str, duration: int, rounds: int, runs: int, chart: Path | None):
+    def __init__(self, client: str, duration: int, rounds: int, styles: int, concurrency: list[int],
+                 chart: Path | None) -> None:
         if chart is not None:
             try:
                 import matplotlib  # noqa: F401 - checked now, not after minutes of load
             except ImportError:
                 raise typer.BadParameter("drawing needs matplotlib: pip install 'genloop[plot]'",
                                          param_hint="--chart") from None
-        wrk = shutil.which("wrk")
-        if client == "wrk" and wrk is None:
+        if client == "wrk" and shutil.which("wrk") is None:
             raise typer.BadParameter("wrk is not installed; use --client genloop", param_hint="--client")
-        self.client = "wrk" if client == "wrk" or (client == "auto" and wrk) else "genloop"
+        self.client = clients.choose(client)
         self.duration, self.rounds = duration, rounds
         self.rows = []
         self.progress = Progress(TextColumn("{task.description:<28}"), BarColumn(), TimeElapsedColumn(),
                                  console=console)
-        self.task = self.progress.add_task("starting", total=rounds * runs * duration)
+        self.task = self.progress.add_task("starting", total=rounds * styles * len(concurrency) * duration)
         self.done = 0.0
-        self.servers = harness.bench("servers")
         self.load_before = round(os.getloadavg()[0], 2)   # other jobs on the machine, before ours start
+        raise_nofile(max(concurrency) + FD_MARGIN)     # inherited by the servers and the clients
         self.workdir = Path(tempfile.mkdtemp(prefix="genloop-bench-"))
 
     def __enter__(self) -> "Bench":
         self.progress.start()
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.progress.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -160,14 +158,6 @@ class Bench:
         listing = self.workdir / "paths.txt"
         listing.write_text("\n".join(paths) + "\n")
         return ["--paths", str(listing)]
-
-    def _argv(self, port: int, concurrency: int, extra: list[str]) -> list[str]:
-        pinned = ["taskset", "-c", str(self.servers.CLIENT_CPU)]
-        if self.client == "wrk":
-            return [*pinned, "wrk", "-t1", f"-c{concurrency}", f"-d{self.duration}s", "--latency", *extra,
-                    f"http://127.0.0.1:{port}/"]
-        return [*pinned, sys.executable, "-m", "genloop.demos.loadgen", "--port", str(port), "-c", str(concurrency),
-                "-d", str(self.duration), "--json", *extra]
 
     def run(self, servers: dict, concurrency: list[int], extra=(), helpers=()) -> None:
         """Measure every server (style -> ``Launched``) at every concurrency, ``rounds`` times over.
@@ -188,15 +178,14 @@ class Bench:
             self.rows.append(Row(style, c, median["rps"], median["p50"], median["p99"], sum(r.errors for r in runs),
                                  max(r.memory for r in runs), max(r.threads for r in runs), median["cpu"], helped))
 
-    def _sample(self, style: str, server: harness.Launched, concurrency: int, round_: int, extra,
+    def _sample(self, style: str, server: Running, concurrency: int, round_: int, extra,
                 helpers) -> Row:
         """Load ``server`` with ``concurrency`` connections for the duration, once."""
-        http_bench = harness.bench("http_bench")
         label = f"{style} @ {concurrency}" + (f", round {round_}" if self.rounds > 1 else "")
         self.progress.update(self.task, description=label)
-        with harness.Peak(server.pid, [h.pid for h in helpers]) as peak:
-            process = subprocess.Popen(self._argv(server.port, concurrency, list(extra)), text=True,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        argv = clients.command(self.client, server.port, concurrency, self.duration, extra=extra)
+        with Peak(server.pid, [h.pid for h in helpers]) as peak:
+            process = subprocess.Popen(argv, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             started = time.monotonic()
             while True:
                 try:
@@ -205,14 +194,14 @@ class Bench:
                 except subprocess.TimeoutExpired:
                     elapsed = time.monotonic() - started
                     self.progress.update(self.task, completed=self.done + min(elapsed, self.duration))
-                    if elapsed > self.duration + CLIENT_GRACE:
+                    if elapsed > self.duration + clients.CLIENT_GRACE:
                         process.kill()
                         process.communicate()
                         raise RuntimeError(f"the {self.client} client did not finish against {style}")
         self.done += self.duration
         if process.returncode:
             raise RuntimeError(f"the {self.client} client failed against {style}: {err.strip()}")
-        sample = http_bench.parse_wrk(out) if self.client == "wrk" else http_bench.parse_loadgen(out)
+        sample = clients.parse(self.client, out)
         self.progress.console.print(f"  {label}: {sample.rps:,.0f} req/s, p99 {sample.p99 * 1e3:,.1f} ms")
         requests = max(1.0, sample.rps * self.duration)
         return Row(style, concurrency, sample.rps, sample.p50, sample.p99, sample.errors, peak.memory,
@@ -268,27 +257,39 @@ def _chart(rows: list[Row], path: Path, title: str) -> None:
 
     figure, (throughput, p99) = plt.subplots(1, 2, figsize=(11, 4.2))
     ticks = sorted({r.concurrency for r in rows})
-    for style in dict.fromkeys(r.style for r in rows):
-        mine = sorted((r for r in rows if r.style == style), key=lambda r: r.concurrency)
-        xs = [r.concurrency for r in mine]
-        throughput.plot(xs, [r.rps for r in mine], marker="o", label=style)
-        p99.plot(xs, [r.p99 * 1e3 for r in mine], marker="o", label=style)
+    styles = list(dict.fromkeys(r.style for r in rows))
+    if len(ticks) == 1:           # one concurrency: bars per style, not dots on a line
+        for axes, value in ((throughput, lambda r: r.rps), (p99, lambda r: r.p99 * 1e3)):
+            axes.bar(styles, [value(next(r for r in rows if r.style == s)) for s in styles],
+                     color=[f"C{i}" for i in range(len(styles))])
+            axes.set_xlabel(f"{ticks[0]:,} concurrent connections")
+    else:
+        for style in styles:
+            mine = sorted((r for r in rows if r.style == style), key=lambda r: r.concurrency)
+            xs = [r.concurrency for r in mine]
+            throughput.plot(xs, [r.rps for r in mine], marker="o", label=style)
+            p99.plot(xs, [r.p99 * 1e3 for r in mine], marker="o", label=style)
+        for axes in (throughput, p99):
+            axes.set_xscale("log")
+            axes.set_xticks(ticks, [f"{t:,}" for t in ticks])
+            axes.minorticks_off()
+            axes.set_xlabel("concurrent connections")
+        throughput.legend()
     for axes, label in ((throughput, "requests/s"), (p99, "p99 latency (ms)")):
-        axes.set_xscale("log")
-        axes.set_xticks(ticks, [f"{t:,}" for t in ticks])
-        axes.minorticks_off()
-        axes.set_xlabel("concurrent connections")
+        axes.set_ylim(bottom=0)   # from 0, so a 5% difference does not look like 5x
         axes.set_ylabel(label)
         axes.grid(True, alpha=0.3)
-    throughput.legend()
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
 
-def _errors_are_messages(command):
-    """Report a failed run (a server that would not start, no bench/ ...) in one line, not a traceback."""
+Command = TypeVar("Command", bound=Callable)
+
+
+def _errors_are_messages(command: Command) -> Command:
+    """Report a failed run (a server that would not start, too few files ...) in one line, not a traceback."""
     @functools.wraps(command)
     def run(*args, **kwargs):
         try:
@@ -296,23 +297,18 @@ def _errors_are_messages(command):
         except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1) from None
-    return run
+    return run  # type: ignore[return-value]
 
 
 @app.command()
 @_errors_are_messages
-def servers(styles: Annotated[Optional[list[str]], typer.Option(
-                "--style", callback=_choose(tuple(STYLES)), help="A style to measure; repeat for several "
-                "(default: all five).")] = None,
-            concurrency: Concurrency = None, duration: Duration = DURATION, rounds: Rounds = 1,
-            client: Client = "auto", json_file: JsonFile = None, chart: ChartFile = None):
+def servers(styles: ServerStyles = None, concurrency: Concurrency = None, duration: Duration = DURATION,
+            rounds: Rounds = 1, client: Client = "auto", json_file: JsonFile = None, chart: ChartFile = None) -> None:
     """The five server styles, hello world over HTTP, side by side."""
     styles = styles or list(STYLES)
     concurrency = concurrency or [100, 1000]
-    with Bench(client, duration, rounds, len(styles) * len(concurrency), chart) as bench:
-        bench.servers.raise_nofile(max(concurrency) + c10k_demo.FD_MARGIN)
-        with harness.launched_together([(style, ["--port", "0"]) for style in styles],
-                                       cpu=bench.servers.SERVER_CPU) as started:
+    with Bench(client, duration, rounds, len(styles), concurrency, chart) as bench:
+        with harness.launched_together([(style, ["--port", "0"]) for style in styles], cpu=SERVER_CPU) as started:
             bench.run(dict(zip(styles, started)), concurrency)
     bench.report("genloop bench servers: HTTP hello world", json_file, chart)
 
@@ -326,31 +322,27 @@ def search_paths(users: int, count: int = SEARCH_PATHS) -> list[str]:
 
 @app.command()
 @_errors_are_messages
-def search(styles: Annotated[Optional[list[str]], typer.Option(
-               "--style", callback=_choose(tuple(FRONTS)), help="A front style to measure; repeat for several "
-               "(default: all three).")] = None,
-           concurrency: Concurrency = None, duration: Duration = DURATION, rounds: Rounds = 1,
-           client: Client = "auto",
+def search(styles: FrontStyles = None, concurrency: Concurrency = None, duration: Duration = DURATION,
+           rounds: Rounds = 1, client: Client = "auto",
            latency: Annotated[float, typer.Option(min=0, help="Seconds each backend call sleeps.")] = SEARCH_LATENCY,
            workers: Annotated[int, typer.Option(min=1, help="Threads of the blocking front.")] = THREADS,
            users: Annotated[int, typer.Option(min=1, help="Users in the generated data.")] = data.USERS,
            products: Annotated[int, typer.Option(min=1, help="Products in the generated data.")] = data.PRODUCTS,
-           json_file: JsonFile = None, chart: ChartFile = None):
+           json_file: JsonFile = None, chart: ChartFile = None) -> None:
     """The search front in its three styles against the same three backends."""
     styles = styles or list(FRONTS)
     concurrency = concurrency or [1000]
-    with Bench(client, duration, rounds, len(styles) * len(concurrency), chart) as bench:
-        bench.servers.raise_nofile(max(concurrency) + c10k_demo.FD_MARGIN)
+    with Bench(client, duration, rounds, len(styles), concurrency, chart) as bench:
         db = data.ensure(None, users, products)   # once, before the backends race to make it
         paths = bench.paths(search_paths(users))
         backends = [("search", ["--role", role, "--port", "0", "--db", str(db), "--users", str(users),
                                 "--products", str(products), "--latency", str(latency)]) for role in ROLES]
-        with harness.launched_together(backends, cpu=bench.servers.CLIENT_CPU) as started:
+        with harness.launched_together(backends, cpu=CLIENT_CPU) as started:
             addresses = [arg for role, backend in zip(ROLES, started)
                          for arg in (f"--{role}-backend", f"127.0.0.1:{backend.port}")]
             fronts = [("search", ["--style", style, "--port", "0", "--workers", str(workers), *addresses])
                       for style in styles]
-            with harness.launched_together(fronts, cpu=bench.servers.SERVER_CPU) as servers:
+            with harness.launched_together(fronts, cpu=SERVER_CPU) as servers:
                 bench.run(dict(zip(styles, servers)), concurrency, paths, helpers=started)
     bench.report(f"genloop bench search: {latency * 1e3:g} ms per backend call, blocking front with "
                  f"{workers} threads", json_file, chart, baseline="blocking" if "blocking" in styles else None,
@@ -359,12 +351,10 @@ def search(styles: Annotated[Optional[list[str]], typer.Option(
 
 @app.command()
 @_errors_are_messages
-def c10k(styles: Annotated[Optional[list[str]], typer.Option(
-             "--style", callback=_choose(tuple(STYLES)), help="A style to load; repeat for several "
-             f"(default: {', '.join(C10K_STYLES)}).")] = None,
+def c10k(styles: HeldStyles = None,
          connections: Annotated[int, typer.Option("--connections", "-n", min=1,
                                                   help="Connections to hold open.")] = c10k_demo.CONNECTIONS,
-         json_file: JsonFile = None):
+         json_file: JsonFile = None) -> None:
     """Hold N connections on each style: how many are answered, memory per connection, threads."""
     styles = styles or list(C10K_STYLES)
     for style in styles:
@@ -377,7 +367,7 @@ def c10k(styles: Annotated[Optional[list[str]], typer.Option(
         task = progress.add_task("")
         for style in styles:
             progress.update(task, description=f"{style}: {connections:,} connections")
-            with c10k_demo.hold(style, connections, cpu=harness.bench("servers").SERVER_CPU) as held:
+            with c10k_demo.hold(style, connections, cpu=SERVER_CPU) as held:
                 rows.append(held)
                 progress.console.print(f"  {held.summary()}")
     table = Table(title=f"genloop bench c10k: {connections:,} connections held open", box=box.SIMPLE_HEAD)
@@ -389,5 +379,4 @@ def c10k(styles: Annotated[Optional[list[str]], typer.Option(
                       f"{h.bytes_per_connection / 1024:.1f}", f"{h.threads:,}")
     console.print(table)
     _save(json_file, {"title": "genloop bench c10k", "command": sys.argv, "machine": machine(),
-                      "connections": connections,
-                      "rows": [{**asdict(h), "bytes_per_connection": h.bytes_per_connection} for h in rows]})
+                      "connections": connections, "rows": [h.figures() for h in rows]})

@@ -19,13 +19,14 @@ import hashlib
 import http.client
 import threading
 import time
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import typer
 
 from genloop.demos.options import HOST, PORT, Host, Port
 from genloop.demos.serving import serve_until_interrupt
-from genloop.kernel import Dispatchers, Event, Instrument, run, with_context
+from genloop.kernel import Dispatchers, Event, Gen, Instrument, Task, run, with_context
 from genloop.net.http import Response, serve_http
 
 #: Seconds of work per /slow: long enough to see, short enough to wait for.
@@ -54,15 +55,16 @@ def hash_for(seconds: float, started: threading.Event | None = None) -> int:
 class SlowSteps(Instrument):
     """Keeps the watchdog's slow-step reports (it also logs them) for whoever asks."""
 
-    def __init__(self):
-        self.reports = []
+    def __init__(self) -> None:
+        self.reports: list[str] = []
 
-    def slow_step(self, task, seconds, stack):
+    def slow_step(self, task: Task, seconds: float, stack: list) -> None:
         where = f"{stack[-1].filename}:{stack[-1].lineno}" if stack else "?"
         self.reports.append(f"task {task.name!r} ran {seconds:.2f} s without yielding, at {where}")
 
 
-def main(host, port, ready, stop, slow_on, seconds, events):
+def main(host: str, port: int, ready: threading.Event, stop: Event, slow_on: str, seconds: float,
+         events: list[str]) -> Gen[None]:
     place = PLACES[slow_on]
 
     def app(request):
@@ -86,7 +88,8 @@ def main(host, port, ready, stop, slow_on, seconds, events):
     yield from server.shutdown()
 
 
-def serve(host, port, *, ready=None, stop=None, slow_on="main", seconds=SLOW_SECONDS):
+def serve(host: str, port: int, *, ready: threading.Event | None = None, stop: Event | None = None,
+          slow_on: str = "main", seconds: float = SLOW_SECONDS) -> None:
     """The `demos.serving` entry. ``ready`` gets ``slow_started`` (set when /slow begins
     its work), ``events`` (what the app did, in order) and ``reports`` (slow steps)."""
     if slow_on not in PLACES:
@@ -134,10 +137,10 @@ def _probe(echo):
     return probe
 
 
-def demo(echo=print, host: Host = HOST, port: Port = PORT,
+def demo(echo: Callable[[str], object] = print, host: Host = HOST, port: Port = PORT,
          slow_on: Annotated[Literal["main", "default", "io"], typer.Option(
              help="Where /slow runs its work: on Main (stalls everyone) or on a dispatcher.")] = "main",
-         seconds: Annotated[float, typer.Option(min=0.01, help="Seconds of work per /slow.")] = SLOW_SECONDS):
+         seconds: Annotated[float, typer.Option(min=0.01, help="Seconds of work per /slow.")] = SLOW_SECONDS) -> None:
     def banner(serving):
         return [f"blocking-loop: /slow works {seconds:g} s on {slow_on}; /fast answers at once "
                 f"on {serving.url}", f"try:  curl {serving.url}/slow & curl {serving.url}/fast",

@@ -10,49 +10,25 @@ The chosen style runs in a process of its own; this process opens N
 connections from one epoll loop, sends one GET on each, waits for every
 answer, and reports how many were answered and the server's memory per
 connection (PSS: pages shared with forked children counted once), then holds
-them open until Ctrl-C.
+them open until Ctrl-C (`measure.hold`).
 """
 import contextlib
 import threading
-import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from typing import Annotated, Literal
 
 import typer
 
-from genloop.demos.harness import bench, launched, memory, threads
+from genloop.demos.harness import launched
+from genloop.demos.measure import hold as holding
+from genloop.demos.measure.children import FD_MARGIN, raise_nofile
+from genloop.demos.measure.hold import Held
 from genloop.demos.styles import STYLES
 
 CONNECTIONS = 10_000
 #: The fork server makes a process per connection: beyond this many the machine, not the
 #: style, is what gets measured (and pid and memory limits come close).
 FORK_MAX = 1_000
-#: Files this process needs besides the connections.
-FD_MARGIN = 64
-
-
-@dataclass
-class Held:
-    style: str
-    connections: int
-    connected: int
-    answered: int
-    connect_seconds: float
-    answer_seconds: float
-    memory_before: int    # bytes (PSS) of the server's process tree
-    memory_after: int
-    threads: int          # in the server's process tree, with every connection open
-
-    @property
-    def bytes_per_connection(self) -> float:
-        return (self.memory_after - self.memory_before) / max(1, self.connected)
-
-    def summary(self) -> str:
-        return (f"{self.style}: {self.answered:,} of {self.connections:,} connections answered "
-                f"({self.connected:,} connected in {self.connect_seconds:.2f} s, answers in "
-                f"{self.answer_seconds:.2f} s); server memory {self.memory_before / 2**20:.1f} -> "
-                f"{self.memory_after / 2**20:.1f} MiB, {self.bytes_per_connection / 1024:.1f} KiB per "
-                f"connection; {self.threads:,} threads")
 
 
 def check(style: str, connections: int) -> None:
@@ -66,30 +42,18 @@ def check(style: str, connections: int) -> None:
 
 
 @contextlib.contextmanager
-def hold(style: str, connections: int, *, cpu: int | None = None):
-    """Start ``style``, open ``connections`` to it, ask once on each; yields a ``Held`` while they stay open."""
+def hold(style: str, connections: int, *, cpu: int | None = None) -> Iterator[Held]:
+    """Start ``style``, open ``connections`` to it, ask once on each; yields a `Held` while they stay open."""
     check(style, connections)
-    c10k = bench("c10k")
-    bench("servers").raise_nofile(connections + FD_MARGIN)
-    with launched(style, "--port", "0", cpu=cpu) as server:
-        before = memory(server.pid)
-        started = time.perf_counter()
-        socks = c10k.connect_all(server.port, connections)
-        try:
-            connected = time.perf_counter()
-            answered = c10k.request_all(socks)
-            done = time.perf_counter()
-            yield Held(style, connections, len(socks), answered, connected - started, done - connected,
-                       before, memory(server.pid), threads(server.pid))
-        finally:
-            for sock in socks:
-                sock.close()
+    raise_nofile(connections + FD_MARGIN)
+    with launched(style, "--port", "0", cpu=cpu) as server, holding.hold(server, connections) as held:
+        yield held
 
 
-def demo(echo=print,
+def demo(echo: Callable[[str], object] = print,
          style: Annotated[Literal[tuple(STYLES)], typer.Option(help="The server style to load.")] = "coroutines",
          connections: Annotated[int, typer.Option("--connections", "-n", min=1,
-                                                  help="Connections to open.")] = CONNECTIONS):
+                                                  help="Connections to open.")] = CONNECTIONS) -> None:
     try:
         check(style, connections)
     except ValueError as e:

@@ -7,6 +7,7 @@ import typer
 
 from genloop import __version__
 from genloop.demos import benchmarks, serving
+from genloop.kernel import Cancelled
 
 app = typer.Typer(help="genloop: a coroutine kernel of plain generators, and the demos that teach it.",
                   no_args_is_help=True, add_completion=False)
@@ -41,8 +42,11 @@ def _command(target):
     def command(**options):
         try:
             demo(echo=typer.echo, **options)
-        except (OSError, ValueError, RuntimeError) as e:   # a port in use, a file not ours, no bench/
+        except (OSError, ValueError, RuntimeError) as e:   # a port in use, a file not ours, too few files allowed
             typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1) from None
+        except Cancelled:                                  # e.g. `cancel 1` in the monitor
+            typer.echo("stopped: the main task was cancelled", err=True)
             raise typer.Exit(1) from None
 
     command.__signature__ = signature.replace(
@@ -56,13 +60,13 @@ for _name, (_target, _idea) in DEMOS.items():
 
 @run_app.callback()
 def run_options(peer: bool = typer.Option(False, "--peer", hidden=True,
-                                          help="print READY <port> once listening (bench.peers contract)")):
+                                          help="print READY <port> once listening (see demos.measure.children)")) -> None:
     if peer:
         serving.on_listening.append(lambda port: print(f"READY {port}", flush=True))
 
 
 @demo_app.command("list")
-def demo_list():
+def demo_list() -> None:
     """Every demo, with the idea it shows."""
     width = max(map(len, DEMOS))
     for name, (_, idea) in DEMOS.items():
@@ -88,7 +92,7 @@ def _options(version: bool = typer.Option(False, "--version", callback=_version,
     """genloop: a coroutine kernel of plain generators, and the demos that teach it."""
 
 
-def main():
+def main() -> None:
     """The console script and ``python -m genloop``."""
     app(prog_name="genloop")
 

@@ -17,33 +17,47 @@ contract.
 import threading
 
 from genloop.demos import bare
-from genloop.kernel import Event, run
-from genloop.net import serve_tcp
+from genloop.kernel import Event, Gen, current_task, run
+from genloop.net import Request, Stream, serve_tcp
 from genloop.net.http import Response, serve_http
 
 HELLO = Response(200, b"Hello, world!", (("Content-Type", "text/plain"),))
 
 
-def hello(request):
+def hello(request: Request) -> Response:
     return HELLO
 
 
-def echo(stream):
+def echo(stream: Stream) -> Gen[None]:
     while line := (yield from stream.readline()):
         yield from stream.write_all(line)
 
 
-def main(host, port, mode, ready, stop):
+def told(handler, stage):
+    """``handler`` saying which task and worker serve the connections the demo tells about."""
+    def handle(stream: Stream) -> Gen[None]:
+        if stage.tell():
+            task = yield from current_task()
+            stage(f"coroutines: {stream.peer[0]}:{stream.peer[1]} -> task #{task.id} {task.name} "
+                  f"on {task.dispatcher.name}'s thread {threading.current_thread().name}")
+        return (yield from handler(stream))
+    return handle
+
+
+def main(host: str, port: int, mode: str, ready: threading.Event, stop: Event, stage=None) -> Gen[None]:
     if mode == "http":
         server = yield from serve_http(hello, host, port)
     else:
         server = yield from serve_tcp(echo, host, port)
+    if stage is not None:
+        server.handler = told(server.handler, stage)
     ready.port = server.port
     ready.set()
     yield from stop.wait()
     yield from server.shutdown()
 
 
-def serve(host, port, *, mode="http", ready=None, stop=None):
+def serve(host: str, port: int, *, mode: str = "http", ready: threading.Event | None = None,
+          stop: Event | None = None, stage=None) -> None:
     bare.get_mode(mode)                        # the same modes, the same refusal
-    run(main, host, port, mode, ready or threading.Event(), stop or Event())
+    run(main, host, port, mode, ready or threading.Event(), stop or Event(), stage)

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from functools import partial
 
 from genloop.demos import bare
+from genloop.demos.stage import Stage, peer
 
 HIGH_WATER = 256 * 1024  # unsent bytes above which a connection is not read any more
 
@@ -47,15 +48,16 @@ def serve(
     mode: str = "http",
     ready: threading.Event | None = None,
     stop: threading.Event | None = None,
+    stage: Stage | None = None,
 ) -> None:
     protocol = bare.get_mode(mode)
-    with bare.listen(host, port) as listener, EventLoop(listener, protocol) as loop:
+    with bare.listen(host, port) as listener, EventLoop(listener, protocol, stage) as loop:
         bare.announce(ready, listener)
         loop.run(stop or threading.Event())
 
 
 class Connection:
-    __slots__ = ("sock", "framer", "out", "eof", "events")
+    __slots__ = ("sock", "framer", "out", "eof", "events", "told")
 
     def __init__(self, sock: socket.socket, framer) -> None:
         self.sock = sock
@@ -63,14 +65,16 @@ class Connection:
         self.out = bytearray()  # replies not yet taken by the kernel
         self.eof = False  # the client sent FIN: answer what we have, then close
         self.events = IN  # what epoll watches for now
+        self.told = False  # the demo tells about this connection (demos.stage)
 
 
 class EventLoop:
     """The loop: a table fd -> handler(events), and the handlers."""
 
-    def __init__(self, listener: socket.socket, protocol: bare.Mode) -> None:
+    def __init__(self, listener: socket.socket, protocol: bare.Mode, stage: Stage | None = None) -> None:
         self.listener = listener
         self.protocol = protocol
+        self.stage = stage
         self.epoll = select.epoll()
         self.handlers: dict[int, Callable[[int], None]] = {}
         self.connections: dict[int, Connection] = {}
@@ -104,8 +108,16 @@ class EventLoop:
             conn = Connection(sock, self.protocol.framer())
             self.connections[sock.fileno()] = conn
             self.watch(sock.fileno(), IN, partial(self.on_ready, conn))
+            if self.stage is not None and self.stage.tell():
+                conn.told = True
+                self.stage(f"{self.style}: {peer(sock)} -> fd {sock.fileno()}, watched by epoll for EPOLLIN "
+                           f"on the loop thread {threading.current_thread().name}")
+
+    style = "event-loop"
 
     def on_ready(self, conn: Connection, events: int) -> None:
+        if conn.told:
+            self.stage(f"{self.style}: epoll.poll -> fd {conn.sock.fileno()} {event_names(events)}")
         if events & HANGUP:  # reset, or both directions shut: nobody to answer
             self.close(conn)
             return
@@ -164,6 +176,15 @@ class EventLoop:
         self.epoll.unregister(fd)
         del self.handlers[fd], self.connections[fd]
         conn.sock.close()
+        if conn.told:
+            self.stage(f"{self.style}: fd {fd} closed and unregistered; {len(self.connections)} connections open")
+
+
+def event_names(events: int) -> str:
+    """An epoll event mask in words: ``EPOLLIN|EPOLLOUT``."""
+    names = [name for name in ("EPOLLIN", "EPOLLOUT", "EPOLLHUP", "EPOLLERR", "EPOLLRDHUP")
+             if events & getattr(select, name)]
+    return "|".join(names) or hex(events)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import socket
 import threading
 
 from genloop.demos import bare
+from genloop.demos.stage import Stage, peer
 
 
 def serve(
@@ -28,6 +29,7 @@ def serve(
     mode: str = "http",
     ready: threading.Event | None = None,
     stop: threading.Event | None = None,
+    stage: Stage | None = None,
 ) -> None:
     protocol = bare.get_mode(mode)
     stop = stop or threading.Event()
@@ -38,8 +40,13 @@ def serve(
             for conn in bare.accepted(listener, stop):
                 reap(children)
                 if conn is not None:
+                    client = peer(conn) if stage is not None and stage.tell() else None
                     with conn:  # the child has its own copy; the parent's goes now
-                        children.add(fork_child(conn, listener, protocol))
+                        pid = fork_child(conn, listener, protocol)
+                        children.add(pid)
+                    if client:
+                        stage(f"fork: {client} -> child process pid {pid} (the parent is {os.getpid()}); "
+                              f"{len(children)} children alive")
         finally:
             for pid in children:
                 os.kill(pid, signal.SIGTERM)

@@ -11,6 +11,7 @@ Port = Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0:
 Mode = Annotated[Literal["http", "echo"], typer.Option(
     help="http: hello world over HTTP/1.1 with keep-alive; echo: every line sent comes back.")]
 Workers = Annotated[int, typer.Option(min=1, help="Threads in the worker pool.")]
+Verbose = Annotated[bool, typer.Option("--verbose", help="Tell who serves every connection, not only the first few.")]
 
 
 def try_it(url: str, mode: str = "http") -> str:

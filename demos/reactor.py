@@ -30,6 +30,7 @@ from functools import partial
 
 from genloop.demos import bare
 from genloop.demos.event_loop import IN, Connection, EventLoop
+from genloop.demos.stage import Stage
 
 DEFAULT_WORKERS = 4  # a small pool: enough to overlap blocking work, few switches
 MAX_IN_FLIGHT = 1024  # requests per connection in the pool before it is not read any more
@@ -43,16 +44,19 @@ def serve(
     ready: threading.Event | None = None,
     stop: threading.Event | None = None,
     workers: int = DEFAULT_WORKERS,
+    stage: Stage | None = None,
 ) -> None:
     protocol = bare.get_mode(mode)
-    with bare.listen(host, port) as listener, Reactor(listener, protocol, workers) as reactor:
+    with bare.listen(host, port) as listener, Reactor(listener, protocol, workers, stage) as reactor:
         bare.announce(ready, listener)
         reactor.run(stop or threading.Event())
 
 
 class Reactor(EventLoop):
-    def __init__(self, listener: socket.socket, protocol: bare.Mode, workers: int) -> None:
-        super().__init__(listener, protocol)
+    style = "reactor"
+
+    def __init__(self, listener: socket.socket, protocol: bare.Mode, workers: int, stage: Stage | None = None) -> None:
+        super().__init__(listener, protocol, stage)
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="reactor-worker")
         self.pending: dict[Connection, deque[Future]] = {}  # replies in the works, in request order
         self.replied: queue.SimpleQueue[Connection] = queue.SimpleQueue()  # filled by workers
@@ -67,10 +71,16 @@ class Reactor(EventLoop):
 
     def answer(self, conn: Connection, requests: list) -> None:
         futures = self.pending.setdefault(conn, deque())
+        reply = partial(self.told_reply, conn.sock.fileno()) if conn.told else self.protocol.reply
         for request in requests:
-            future = self.pool.submit(self.protocol.reply, request)
+            future = self.pool.submit(reply, request)
             future.add_done_callback(partial(self.on_replied, conn))
             futures.append(future)
+
+    def told_reply(self, fd: int, request) -> bytes:
+        """``protocol.reply`` on a worker, saying which (for a connection the demo tells about)."""
+        self.stage(f"reactor: fd {fd}: the loop thread handed a request to {threading.current_thread().name}")
+        return self.protocol.reply(request)
 
     def on_replied(self, conn: Connection, _future: Future) -> None:
         """Runs on the worker thread: hand the connection back to the loop."""

@@ -14,6 +14,8 @@ talk to it and stop it, and `genloop demo run` uses it to serve until Ctrl-C.
 """
 import signal
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from genloop.kernel import Event
 
@@ -36,7 +38,7 @@ class Ready(threading.Event):
 class Serving:
     """A demo server on a background thread: ``with Serving(module.serve, port=0) as s: ... s.port``."""
 
-    def __init__(self, serve, host: str = "127.0.0.1", port: int = 0, **options):
+    def __init__(self, serve: Callable[..., None], host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
         self.serve, self.host, self.options = serve, host, options
         self.requested_port = port
         self.ready = Ready()
@@ -87,7 +89,7 @@ class Serving:
     def __enter__(self) -> "Serving":
         return self.start()
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 
@@ -95,8 +97,9 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def serve_until_interrupt(serve, host: str, port: int, *, echo, banner, foreground=Serving.wait,
-                          **options) -> None:
+def serve_until_interrupt(serve: Callable[..., None], host: str, port: int, *, echo: Callable[[str], object],
+                          banner: Callable[[Serving], list[str]],
+                          foreground: Callable[[Serving], None] = Serving.wait, **options: Any) -> None:
     """Serve until Ctrl-C (or SIGTERM); ``banner(serving)`` gives the lines printed once it listens.
 
     Meanwhile this thread runs ``foreground(serving)``: by default it waits

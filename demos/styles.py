@@ -4,9 +4,12 @@ All five serve the same protocols through the same `serve(host, port, *,
 mode, ready, stop)` entry (`demos.bare`), so they differ only in how they
 wait for sockets. Only the reactor has a worker pool to size.
 """
+from collections.abc import Callable
+
 from genloop.demos import coroutines, event_loop, fork_server, reactor, thread_server
-from genloop.demos.options import HOST, PORT, Host, Mode, Port, Workers, try_it
+from genloop.demos.options import HOST, PORT, Host, Mode, Port, Verbose, Workers, try_it
 from genloop.demos.serving import serve_until_interrupt
+from genloop.demos.stage import Stage
 
 #: name -> (its serve function, what it is, in a few words)
 STYLES = {
@@ -18,31 +21,36 @@ STYLES = {
 }
 
 
-def _serve(style, echo, host, port, mode, **options):
+def _serve(style, echo, host, port, mode, verbose, **options):
     serve, what = STYLES[style]
 
     def banner(serving):
         return [f"{style}: {what}, {mode} on {serving.url}", try_it(serving.url, mode), "Ctrl-C to stop"]
 
-    serve_until_interrupt(serve, host, port, echo=echo, banner=banner, mode=mode, **options)
+    serve_until_interrupt(serve, host, port, echo=echo, banner=banner, mode=mode, stage=Stage(echo, verbose),
+                          **options)
 
 
-def fork(echo=print, host: Host = HOST, port: Port = PORT, mode: Mode = "http"):
-    _serve("fork", echo, host, port, mode)
+def fork(echo: Callable[[str], object] = print, host: Host = HOST, port: Port = PORT, mode: Mode = "http",
+         verbose: Verbose = False) -> None:
+    _serve("fork", echo, host, port, mode, verbose)
 
 
-def threads(echo=print, host: Host = HOST, port: Port = PORT, mode: Mode = "http"):
-    _serve("threads", echo, host, port, mode)
+def threads(echo: Callable[[str], object] = print, host: Host = HOST, port: Port = PORT, mode: Mode = "http",
+            verbose: Verbose = False) -> None:
+    _serve("threads", echo, host, port, mode, verbose)
 
 
-def event_loop_demo(echo=print, host: Host = HOST, port: Port = PORT, mode: Mode = "http"):
-    _serve("event-loop", echo, host, port, mode)
+def event_loop_demo(echo: Callable[[str], object] = print, host: Host = HOST, port: Port = PORT, mode: Mode = "http",
+                    verbose: Verbose = False) -> None:
+    _serve("event-loop", echo, host, port, mode, verbose)
 
 
-def reactor_demo(echo=print, host: Host = HOST, port: Port = PORT, mode: Mode = "http",
-                 workers: Workers = reactor.DEFAULT_WORKERS):
-    _serve("reactor", echo, host, port, mode, workers=workers)
+def reactor_demo(echo: Callable[[str], object] = print, host: Host = HOST, port: Port = PORT, mode: Mode = "http",
+                 workers: Workers = reactor.DEFAULT_WORKERS, verbose: Verbose = False) -> None:
+    _serve("reactor", echo, host, port, mode, verbose, workers=workers)
 
 
-def coroutines_demo(echo=print, host: Host = HOST, port: Port = PORT, mode: Mode = "http"):
-    _serve("coroutines", echo, host, port, mode)
+def coroutines_demo(echo: Callable[[str], object] = print, host: Host = HOST, port: Port = PORT, mode: Mode = "http",
+                    verbose: Verbose = False) -> None:
+    _serve("coroutines", echo, host, port, mode, verbose)

@@ -13,15 +13,17 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from genloop.kernel import run
+from genloop.kernel import Cancelled, run
 from genloop.kernel.monitor import MONITOR_PORT, PROMPT
 from genloop.kernel.stepper import DEFAULT_SIM_THREADS, Stepper
-from genloop.kernel.tracer import ChromeTracer
+from genloop.kernel.tracer import TASK_TRACKS, ChromeTracer
 
 from . import timeline
 from .stepview import Session
 
 LESSONS = Path(__file__).parent / "teach"
+#: The exit status of a traced program stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+INTERRUPTED = 130
 #: How long the monitor client waits for an answer before saying the program is gone.
 MONITOR_TIMEOUT = 10.0
 
@@ -64,7 +66,7 @@ def parse_threads(text: str) -> dict:
     return sizes
 
 
-ScriptArg = typer.Argument(..., help="a file defining main(), or a lesson: 01 ... 07 or its name")
+ScriptArg = typer.Argument(..., help="a file defining main(), or a lesson: 01 ... 09 or its name")
 
 
 def step(script: str = ScriptArg,
@@ -75,11 +77,20 @@ def step(script: str = ScriptArg,
          record: Path = typer.Option(None, help="write the transcript (one block per step) to FILE")):
     """Step through SCRIPT's scheduler: one step per Enter, every worker simulated, virtual time."""
     path = find_script(script)
-    stepper = Stepper(load_main(path), threads=parse_threads(threads))
+    main, sizes = load_main(path), parse_threads(threads)
+
+    def restart():
+        return Stepper(main, threads=sizes)
+
+    try:
+        stepper = restart()
+    except TypeError as e:       # main is a plain function, not a generator
+        typer.echo(f"cannot step {path.name}: {e}", err=True)
+        raise typer.Exit(1)
     # markup off: task names and "[state]" are text, not rich tags
     console = Console(width=None if sys.stdout.isatty() else 110, markup=False, highlight=False)
     with open(record, "w") if record else contextlib.nullcontext() as transcript:
-        session = Session(stepper, path, console, record=transcript)
+        session = Session(stepper, path, console, record=transcript, restart=restart)
         raise typer.Exit(session.run(sys.stdin, auto=auto, until=until))
 
 
@@ -94,7 +105,7 @@ def trace(script: str = ScriptArg,
     if set(sizes) - {"Default", "IO"}:
         raise typer.BadParameter("only the Default and IO pools can be sized for a real run")
     status = 0
-    with ChromeTracer(out) as tracer:
+    with ChromeTracer(out, name=f"genloop trace {path.name}") as tracer:
         try:
             result = run(main, instruments=[tracer], default_threads=sizes.get("Default"),
                          io_threads=sizes.get("IO"))
@@ -102,8 +113,14 @@ def trace(script: str = ScriptArg,
         except Exception as e:  # noqa: BLE001 - the script's own error, reported; the trace still helps
             typer.echo(f"main raised {e!r}", err=True)
             status = 1
+        except Cancelled:
+            typer.echo("main was cancelled (by the monitor's cancel, or by itself)", err=True)
+            status = 1
+        except KeyboardInterrupt:
+            typer.echo("interrupted (Ctrl-C): the trace holds what ran until then", err=True)
+            status = INTERRUPTED
     events = tracer.trace()["traceEvents"]
-    tracks = sum(e["ph"] == "M" and e["name"] == "thread_name" for e in events)
+    tracks = sum(e["ph"] == "M" and e["name"] == "thread_name" and e["tid"] < TASK_TRACKS for e in events)
     steps = sum(e["ph"] == "X" and e["cat"] == "step" for e in events)
     typer.echo(f"wrote {out}: {steps} steps on {tracks} threads, {sum(e['ph'] == 's' for e in events)} "
                "wake-up arrows; open it in https://ui.perfetto.dev or chrome://tracing")

@@ -19,6 +19,7 @@ import socket
 import threading
 
 from genloop.demos import bare
+from genloop.demos.stage import Stage, peer
 
 
 def serve(
@@ -28,6 +29,7 @@ def serve(
     mode: str = "http",
     ready: threading.Event | None = None,
     stop: threading.Event | None = None,
+    stage: Stage | None = None,
 ) -> None:
     protocol = bare.get_mode(mode)
     stop = stop or threading.Event()
@@ -45,6 +47,9 @@ def serve(
                                                name=f"conn-{conn.fileno()}", daemon=True)
                     handlers[handler] = conn
                     handler.start()
+                    if stage is not None and stage.tell():
+                        stage(f"threads: {peer(conn)} -> thread {handler.name} (native id {handler.native_id}); "
+                              f"{sum(h.is_alive() for h in handlers)} connection threads alive")
         finally:
             for conn in handlers.values():
                 with contextlib.suppress(OSError):  # the peer may be gone already

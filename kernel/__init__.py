@@ -5,6 +5,7 @@ See ``run`` to start, and the README for a tour.
 from .clock import MonotonicClock, VirtualClock
 from .dispatchers import Dispatcher, Dispatchers
 from .errors import BusyResourceError, Cancelled, ClosedResourceError, QueueClosed, QueueEmpty, QueueFull, Timeout
+from .gentypes import Gen
 from .instruments import Instrument
 from .runner import current_kernel, notify_closing, run
 from .structured import TaskGroup, gather
@@ -30,5 +31,5 @@ __all__ = [
     "TaskGroup", "Cancelled", "Event", "Lock", "Semaphore", "Queue", "QueueClosed",
     "QueueEmpty", "QueueFull", "Future", "Dispatcher", "Dispatchers", "MonotonicClock",
     "VirtualClock", "Instrument", "ClosedResourceError", "BusyResourceError", "park",
-    "notify_closing", "current_kernel", "ChromeTracer",
+    "notify_closing", "current_kernel", "ChromeTracer", "Gen",
 ]

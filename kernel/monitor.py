@@ -7,10 +7,13 @@ everyone) and the tasks' own attributes. It listens on loopback only,
 because whoever reaches it can cancel tasks. Try ``nc 127.0.0.1 48802``.
 """
 import ipaddress
+import linecache
 import logging
 import os
+import re
 import selectors
 import socket
+import sys
 import threading
 
 from .introspect import describe, frames, task_tree
@@ -21,6 +24,10 @@ log = logging.getLogger("genloop")
 MONITOR_PORT = 48802
 #: A client that reads nothing for this long is dropped, so it cannot stall the console.
 SEND_TIMEOUT = 5.0
+#: ``ps`` cuts task names, and what a task waits for, to this many characters (reprs of
+#: functools.partial objects run to hundreds), and drops memory addresses.
+NAME_WIDTH = 40
+WAITS_WIDTH = 60
 #: A console line is a few words; a client sending more without a newline is dropped.
 MAX_LINE = 4096
 PROMPT = b"genloop> "
@@ -194,7 +201,9 @@ class Monitor:
     def ps(self):
         rows = [("id", "name", "state", "dispatcher", "steps", "waits for", "for")]
         for t in self._live():
-            rows.append((str(t.id), t.name, t.state, t.dispatcher.name, str(t.steps), *self._waits(t)))
+            waits, since = self._waits(t)
+            rows.append((str(t.id), _cut(t.name, NAME_WIDTH), t.state, t.dispatcher.name, str(t.steps),
+                         _cut(waits, WAITS_WIDTH), since))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1]
                          for r in rows).rstrip()
@@ -205,8 +214,15 @@ class Monitor:
         head = f"task #{task.id} {task.name}: {task.state}" + (f", {waits} for {since}" if waits else "")
         if task.state == "running":
             head += " (still executing: the innermost frame is below the last one shown)"
+        chain = frames(task)
+        if task.state == "running":
+            thread, stack = _running_stack(task)
+            if stack:
+                head = (f"task #{task.id} {task.name}: running on {thread}; its whole stack now, "
+                        "innermost last")
+                chain = stack
         lines = [head]
-        for filename, lineno, function, source in frames(task):
+        for filename, lineno, function, source in chain:
             lines.append(f"  {_short(filename)}:{lineno} in {function}")
             lines.append(f"      {source}")
         return "\n".join(lines)
@@ -217,7 +233,13 @@ class Monitor:
     def cancel(self, ident):
         task = self._task(ident)
         task.cancel()
-        return f"cancel requested for task #{task.id} {task.name}"
+        answer = f"cancel requested for task #{task.id} {task.name}"
+        if task.parent is None:
+            return answer + ": the main task, so the program ends once it has unwound"
+        server = _server_of_accept_loop(task)
+        if server is not None:
+            return answer + f": {server!r} no longer accepts connections (the open ones go on)"
+        return answer
 
     def stats(self):
         kernel = self.kernel
@@ -247,6 +269,46 @@ def _home(task):
     """The pool whose workers step ``task`` (a limited view's parent; None for Unconfined)."""
     pool = task._pool
     return pool.parent if pool is not None and pool.limited else pool
+
+
+def _running_stack(task):
+    """(thread name, frames) of the thread stepping ``task`` now: from the task's outer frame to the innermost.
+
+    The task's outermost generator frame is on that thread's stack while it
+    runs, so each thread's current stack (``sys._current_frames``) is searched
+    for it. (None, []) if the step ended meanwhile.
+    """
+    outer = getattr(task.coro, "gi_frame", None) or getattr(task.coro, "cr_frame", None)
+    if outer is None:
+        return None, []
+    names = {t.ident: t.name for t in threading.enumerate()}
+    for ident, frame in sys._current_frames().items():
+        stack = []
+        while frame is not None:
+            stack.append(frame)
+            if frame is outer:
+                return names.get(ident, str(ident)), [
+                    (f.f_code.co_filename, f.f_lineno, f.f_code.co_name,
+                     linecache.getline(f.f_code.co_filename, f.f_lineno).strip()) for f in reversed(stack)]
+            frame = frame.f_back
+    return None, []
+
+
+def _server_of_accept_loop(task):
+    """The server whose accept loop ``task`` is, or None."""
+    frame = getattr(task.coro, "gi_frame", None)
+    if frame is None or frame.f_code.co_name != "_accept_loop":
+        return None
+    return frame.f_locals.get("self")
+
+
+_ADDRESS = re.compile(r" (object )?at 0x[0-9a-fA-F]+")
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` for a table: no memory addresses, at most ``width`` characters."""
+    text = _ADDRESS.sub("", text)
+    return text if len(text) <= width else text[:width - 1] + "…"
 
 
 def _short(filename: str) -> str:

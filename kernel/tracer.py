@@ -1,8 +1,12 @@
 """ChromeTracer: the kernel's steps as a Trace Event Format file (Perfetto, chrome://tracing).
 
 One track per worker thread, one complete ("X") slice per step named after
-the task, flow arrows from the task whose step woke another (or spawned it)
+the task (its arguments: the task, what it asked for, and the thread's CPU
+time beside the wall time, so a step that waited for the GIL or the OS
+shows), flow arrows from the task whose step woke another (or spawned it)
 to the woken task's next step, and the poller's waits as slices on Main.
+Below the threads, one track per task: its states over time (running, ready
+in a run queue, waiting on what), the coroutine layer above the threads.
 The format: https://docs.google.com/document/d/1CvAClvFfyA5R-PhYUmn5OOQtYMH4h6I0nSsKchNAySU
 """
 import itertools
@@ -13,6 +17,10 @@ import time
 
 from .instruments import Instrument
 from .introspect import describe
+from .traps import SWITCH
+
+#: Task tracks get thread ids from here on, below every worker thread's track.
+TASK_TRACKS = 1_000_000
 
 
 class ChromeTracer(Instrument):
@@ -23,12 +31,14 @@ class ChromeTracer(Instrument):
     include the steps of the tasks cancelled at shutdown.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, name="genloop"):
         self.path = path
-        self.events = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self.events = [{"ph": "M", "name": "process_name", "pid": self._pid, "args": {"name": name}}]
         self._t0 = time.perf_counter_ns()
+        self._cpu = {}               # track -> thread CPU time (ns) at the start of its step
+        self._states = {}            # task id -> [state, since, woken while running]
         self._tids = {}              # thread ident -> small track number
         self._open = {}              # track -> (task id, start) of the step running there
         self._flows = {}             # woken task id -> (flow id, track, ts) of its waker
@@ -56,12 +66,33 @@ class ChromeTracer(Instrument):
                                 "args": {"sort_index": 0 if name == "Main" else tid}})
         return tid
 
+    # -- task states (call under the lock) ------------------------------------
+    def _state(self, task, state, ts):
+        """``task`` enters ``state`` at ``ts``: the state it leaves becomes a slice on its track."""
+        old = self._states.get(task.id)
+        if old is None:
+            tid = TASK_TRACKS + task.id
+            self.events.append({"ph": "M", "name": "thread_name", "pid": self._pid, "tid": tid,
+                                "args": {"name": f"task #{task.id} {task.name}"}})
+            self.events.append({"ph": "M", "name": "thread_sort_index", "pid": self._pid, "tid": tid,
+                                "args": {"sort_index": tid}})
+        elif old[1] < ts or state is None:
+            self.events.append({"ph": "X", "name": old[0], "cat": "state", "pid": self._pid,
+                                "tid": TASK_TRACKS + task.id, "ts": old[1], "dur": ts - old[1],
+                                "args": {"task": task.id}})
+        if state is None:
+            self._states.pop(task.id, None)
+        else:
+            self._states[task.id] = [state, ts, False]
+
     # -- steps ---------------------------------------------------------------
     def before_step(self, task):
         with self._lock:
             tid = self._track()
             ts = self._now()
             self._open[tid] = ts
+            self._cpu[tid] = time.thread_time_ns()
+            self._state(task, "running", ts)
             flow = self._flows.pop(task.id, None)
             if flow is not None:
                 fid, from_tid, from_ts = flow
@@ -74,20 +105,38 @@ class ChromeTracer(Instrument):
             did = "raised " + repr(task.exception) if task.exception is not None else "returned"
         else:
             did = describe(trap)
+        cpu_end = time.thread_time_ns()
         with self._lock:
             tid = self._track()
             start = self._open.pop(tid, None)
             if start is None:
                 return
+            now = self._now()
             self.events.append({"ph": "X", "name": task.name, "cat": "step", "pid": self._pid, "tid": tid,
-                                "ts": start, "dur": self._now() - start,
-                                "args": {"task": task.id, "trap": did}})
+                                "ts": start, "dur": now - start,
+                                "args": {"task": task.id, "trap": did,
+                                         "cpu_us": round((cpu_end - self._cpu.pop(tid, cpu_end)) / 1000.0, 1)}})
+            state = self._states.get(task.id)
+            if task.done:
+                self._state(task, None, now)
+            elif trap is None or trap[0] == SWITCH or (state is not None and state[2]):
+                self._state(task, "ready", now)        # re-queued, or woken before this step had ended
+            else:
+                self._state(task, "waiting: " + did, now)
 
     def task_woken(self, task, waker):
+        with self._lock:
+            state = self._states.get(task.id)
+            if state is not None and state[0] == "running":
+                state[2] = True        # woken from another thread while its step still runs
+            else:
+                self._state(task, "ready", self._now())
         if waker is not None:
             self._flow_from_here(task)
 
     def task_spawned(self, task):
+        with self._lock:
+            self._state(task, "ready", self._now())
         if task.parent is not None:      # spawned inside its parent's step, on this thread
             self._flow_from_here(task)
 
@@ -106,8 +155,8 @@ class ChromeTracer(Instrument):
 
     def after_poll(self, woken):
         start, timeout = self._poll_start
-        if not timeout and not woken:
-            return          # a zero-timeout look that found nothing: not a wait
+        if timeout == 0 and not woken:
+            return          # a zero-timeout look that found nothing: not a wait (None is: until woken)
         with self._lock:
             tid = self._track("Main")
             self.events.append({"ph": "X", "name": "poll", "cat": "poll", "pid": self._pid, "tid": tid,

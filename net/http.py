@@ -33,13 +33,11 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from genloop.kernel import current_kernel, current_task, sleep
 
+from .stream import READ_SIZE
 from .tcp import DEFAULT_BACKLOG, serve_tcp
 
 log = logging.getLogger("genloop.net.http")
 
-#: Bytes asked per recv: one call drains a loopback socket's buffer of many
-#: pipelined requests (asyncio and uvloop read 256 KiB; 64 KiB is the Stream's).
-READ_SIZE = 64 * 1024
 #: Largest request head (request line + headers): Node.js's default, h11's too.
 MAX_HEAD = 16 * 1024
 #: Largest request body: nginx's ``client_max_body_size`` default.

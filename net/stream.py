@@ -3,7 +3,8 @@ from .socket import Socket
 
 #: Largest line/frame a read may buffer before giving up (asyncio's default).
 DEFAULT_LIMIT = 64 * 1024
-#: Bytes asked of the kernel per recv: one call drains a typical socket buffer.
+#: Bytes asked of the kernel per recv, by every reader of the package (streams, the HTTP server, rpc):
+#: one call drains a typical socket buffer, many pipelined requests or ~2,000 small rpc messages.
 READ_SIZE = 64 * 1024
 
 

@@ -1,18 +1,21 @@
 """Clients: ``connect`` (coroutines) and ``BlockingClient`` (plain threads)."""
 import socket
 import threading
+from typing import Any
 
+from genloop.kernel import Dispatcher, Gen
 from genloop.net import open_connection
+from genloop.net.stream import READ_SIZE
 
 from .errors import ConnectionLost, RemoteError
-from .peer import READ_SIZE, Peer, Registry
+from .peer import Peer, Registry
 from .protocol import Connection, Response
 
 Client = Peer   # a client is the connecting end of a Peer: call, notify, call_cb, close
 
 
 def connect(host: str, port: int, *, timeout: float | None = None, methods: Registry | None = None,
-            dispatcher=None):
+            dispatcher: Dispatcher | None = None) -> Gen[Client]:
     """Connect to a msgpack-rpc server; returns a started ``Client`` (a trap).
 
     Many coroutines may share it: each ``call`` is matched to its answer by
@@ -32,14 +35,14 @@ class BlockingClient:
     connect and, unless a call gives its own, every call.
     """
 
-    def __init__(self, host: str, port: int, *, timeout: float | None = None):
+    def __init__(self, host: str, port: int, *, timeout: float | None = None) -> None:
         self._sock = socket.create_connection((host, port), timeout=timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._timeout = timeout
         self._proto = Connection()
         self._lock = threading.Lock()
 
-    def call(self, method: str, *args, timeout: float | None = None):
+    def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
         if timeout is None:
             timeout = self._timeout
         with self._lock:
@@ -64,15 +67,15 @@ class BlockingClient:
             except (ConnectionResetError, BrokenPipeError) as e:
                 raise ConnectionLost(f"{method}: {e}") from e
 
-    def notify(self, method: str, *args) -> None:
+    def notify(self, method: str, *args: Any) -> None:
         with self._lock:
             self._sock.sendall(self._proto.send_notification(method, args))
 
     def close(self) -> None:
         self._sock.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "BlockingClient":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()

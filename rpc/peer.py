@@ -13,14 +13,13 @@ import types
 from genloop.kernel import Cancelled, Dispatchers, Event, TaskGroup, spawn, timeout_after, with_context
 from genloop.kernel.traps import PARK, PARKED
 from genloop.net import Stream
+from genloop.net.stream import READ_SIZE
 
 from .errors import ConnectionLost, RemoteError
 from .protocol import Connection, ProtocolError, Request, Response
 
 log = logging.getLogger("genloop.rpc")
 
-#: Bytes per recv: a 64 KiB read holds ~2,000 small messages.
-READ_SIZE = 64 * 1024
 #: Queued output above which the reader stops taking new requests (back-pressure).
 HIGH_WATER = 4 * 1024 * 1024
 

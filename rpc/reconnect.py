@@ -12,8 +12,10 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from genloop.kernel import Cancelled, sleep, spawn
+from genloop.kernel import Cancelled, Gen, sleep, spawn
 
 from .client import BlockingClient, connect
 from .errors import ConnectionLost, RemoteError
@@ -32,7 +34,7 @@ CONNECT_TIMEOUT = 2.0
 class Backoff:
     """Exponential back-off between reconnection attempts: FIRST_DELAY, doubled up to MAX_DELAY."""
 
-    def __init__(self, first: float = FIRST_DELAY, cap: float = MAX_DELAY, factor: float = 2.0):
+    def __init__(self, first: float = FIRST_DELAY, cap: float = MAX_DELAY, factor: float = 2.0) -> None:
         self.first, self.cap, self.factor = first, cap, factor
         self._next = first
 
@@ -57,7 +59,7 @@ class ReconnectingClient:
     """
 
     def __init__(self, host: str, port: int, *, backoff: Backoff | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT):
+                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self.host, self.port = host, port
         self.backoff = backoff or Backoff()
         self.connect_timeout = connect_timeout
@@ -66,17 +68,17 @@ class ReconnectingClient:
         self._keeper = None
         self._closed = False
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         state = "connected" if self.peer is not None else "disconnected"
         return f"<ReconnectingClient {self.host}:{self.port} {state}>"
 
-    def start(self):
+    def start(self) -> Gen["ReconnectingClient"]:
         """Try to connect once, then keep the connection up in the background (a trap)."""
         yield from self._attempt()
         self._keeper = yield from spawn(self._keep, name=f"rpc-reconnect:{self.host}:{self.port}")
         return self
 
-    def _attempt(self):
+    def _attempt(self) -> Gen[bool]:
         try:
             peer = yield from connect(self.host, self.port, timeout=self.connect_timeout)
         except (OSError, TimeoutError) as e:
@@ -90,7 +92,7 @@ class ReconnectingClient:
         self.backoff.reset()
         return True
 
-    def _keep(self):
+    def _keep(self) -> Gen[None]:
         try:
             while True:
                 if self.peer is not None:
@@ -107,7 +109,7 @@ class ReconnectingClient:
     def _down(self, method) -> ConnectionLost:
         return ConnectionLost(f"{method}: not connected to {self.host}:{self.port} (reconnecting)")
 
-    def call(self, method: str, *args, timeout: float | None = None):
+    def call(self, method: str, *args: Any, timeout: float | None = None) -> Gen[Any]:
         """``Client.call`` on the live connection (a trap); ``ConnectionLost`` at once if there is none.
 
         Returns the live connection's own trap rather than wrapping it, so a
@@ -118,7 +120,8 @@ class ReconnectingClient:
             raise self._down(method)
         return peer.call(method, *args, timeout=timeout)
 
-    def call_cb(self, method: str, args, callback) -> None:
+    def call_cb(self, method: str, args: Sequence[Any],
+                callback: Callable[[Any, BaseException | None], object]) -> None:
         """``Client.call_cb``; with no connection, ``callback(None, ConnectionLost)`` runs at once."""
         peer = self.peer
         if peer is None:
@@ -147,7 +150,7 @@ class BlockingPool:
     """
 
     def __init__(self, host: str, port: int, *, timeout: float | None = None,
-                 backoff: Backoff | None = None):
+                 backoff: Backoff | None = None) -> None:
         self.host, self.port = host, port
         self.timeout = timeout
         self.backoff = backoff or Backoff()
@@ -184,7 +187,7 @@ class BlockingPool:
                 self._generation += 1
                 self._retry_at = time.monotonic() + self.backoff.next()
 
-    def call(self, method: str, *args, timeout: float | None = None):
+    def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
         """Call ``method(*args)``, blocking this thread; ``ConnectionLost`` if the server is away."""
         generation, answers, client = self._take(method)
         try:

@@ -1,5 +1,9 @@
 """The msgpack-rpc server: methods in a ``Registry``, one ``Peer`` per connection."""
+from collections.abc import Callable
+from typing import Any
+
 from genloop import net
+from genloop.kernel import Dispatcher, Gen
 
 from .peer import Peer, Registry
 
@@ -12,14 +16,15 @@ class Server:
     the server goes on.
     """
 
-    def __init__(self, *, dispatcher=None, name="rpc"):
+    def __init__(self, *, dispatcher: Dispatcher | None = None, name: str = "rpc") -> None:
         self.methods = Registry()
         self.dispatcher = dispatcher
         self.name = name
         self.tcp = None
         self.peers = set()
 
-    def register(self, name, fn=None, *, blocking=False, with_peer=False):
+    def register(self, name: str, fn: Callable | None = None, *, blocking: bool = False,
+                 with_peer: bool = False) -> Any:
         """See ``Registry.register``; also usable as a decorator."""
         return self.methods.register(name, fn, blocking=blocking, with_peer=with_peer)
 
@@ -35,19 +40,19 @@ class Server:
             self.peers.discard(peer)
             peer.close()
 
-    def start(self, host: str = "127.0.0.1", port: int = 0, **tcp_options):
+    def start(self, host: str = "127.0.0.1", port: int = 0, **tcp_options: Any) -> Gen[net.Server]:
         """Listen and start serving (a trap); returns the ``net.Server`` (``.port``)."""
         self.tcp = yield from net.serve_tcp(self._connection, host, port, dispatcher=self.dispatcher,
                                             **tcp_options)
         self.tcp.name = self.name
         return self.tcp
 
-    def serve(self, host: str = "127.0.0.1", port: int = 0, **tcp_options):
+    def serve(self, host: str = "127.0.0.1", port: int = 0, **tcp_options: Any) -> Gen[None]:
         """Start, then serve until cancelled."""
         server = yield from self.start(host, port, **tcp_options)
         yield from server.serve_forever()
 
-    def shutdown(self, grace: float = 0.0):
+    def shutdown(self, grace: float = 0.0) -> Gen[None]:
         """Stop accepting; let calls finish for ``grace`` seconds, then close every connection."""
         if self.tcp is not None:
             yield from self.tcp.shutdown(grace)

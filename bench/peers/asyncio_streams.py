@@ -7,13 +7,14 @@ import asyncio
 from functools import partial
 
 from bench.peers import cli
-from bench.peers.work import BACKLOG, RECV_SIZE, ProtocolError
+from bench.peers.work import BACKLOG, ProtocolError
+from genloop.net.stream import READ_SIZE
 
 
 async def handle(new_session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     session = new_session()
     try:
-        while session.keep_alive and (data := await reader.read(RECV_SIZE)):
+        while session.keep_alive and (data := await reader.read(READ_SIZE)):
             writer.write(session.feed(data))
             await writer.drain()
     except (ConnectionError, *ProtocolError):

@@ -2,9 +2,10 @@
 handler writing back what it reads (echo); connection tasks on Main or on
 Dispatchers.Default; ``--workers N`` forks N kernels sharing the port.
 
-The app returns the same 13-byte hello with the same two headers as the other
-peers (``bench.peers.work.HELLO``); serve_http parses each request into a
-``Request`` with httptools, which is at least the work the others do.
+The app is the coroutines demo's (``genloop.demos.coroutines.hello``): the
+bytes of the other peers' ``bench.peers.work.HELLO``; serve_http parses each
+request into a ``Request`` with httptools, which is at least the work the
+others do.
 """
 
 from __future__ import annotations
@@ -15,26 +16,21 @@ import socket
 import threading
 
 from bench.peers import cli
-from bench.peers.work import BACKLOG, RECV_SIZE
+from bench.peers.work import BACKLOG
+from genloop.demos.coroutines import hello
 from genloop.kernel import Dispatchers
-from genloop.net import Response, run_workers, serve_http, serve_tcp
+from genloop.net import run_workers, serve_http, serve_tcp
+from genloop.net.stream import READ_SIZE
 
-HEADERS = (("Content-Type", "text/plain"),)
-BODY = b"Hello, world!"
 DISPATCHERS = {"main": None, "default": Dispatchers.Default}
 #: C10K holds connections open while it opens thousands more; the other peers
 #: never time a connection out, so this one waits long too.
 IDLE_TIMEOUT = 600.0
 
 
-def hello(request):
-    return Response(200, BODY, HEADERS)
-    yield  # a plain generator, as a real handler that may wait would be
-
-
 def echo(stream):
     sock = stream.socket
-    while data := (yield from sock.recv(RECV_SIZE)):
+    while data := (yield from sock.recv(READ_SIZE)):
         yield from sock.sendall(data)
 
 

@@ -7,14 +7,15 @@ import socket
 import threading
 
 from bench.peers import cli
-from bench.peers.work import BACKLOG, RECV_SIZE, ProtocolError
+from bench.peers.work import BACKLOG, ProtocolError
+from genloop.net.stream import READ_SIZE
 
 
 def handle(new_session, conn: socket.socket) -> None:
     session = new_session()
     with conn:
         try:
-            while session.keep_alive and (data := conn.recv(RECV_SIZE)):
+            while session.keep_alive and (data := conn.recv(READ_SIZE)):
                 conn.sendall(session.feed(data))
         except (OSError, *ProtocolError):
             pass

@@ -8,13 +8,14 @@ from functools import partial
 import trio
 
 from bench.peers import cli
-from bench.peers.work import BACKLOG, RECV_SIZE, ProtocolError
+from bench.peers.work import BACKLOG, ProtocolError
+from genloop.net.stream import READ_SIZE
 
 
 async def handle(new_session, stream: trio.SocketStream) -> None:
     session = new_session()
     try:
-        while session.keep_alive and (data := await stream.receive_some(RECV_SIZE)):
+        while session.keep_alive and (data := await stream.receive_some(READ_SIZE)):
             await stream.send_all(session.feed(data))
     except (trio.BrokenResourceError, *ProtocolError):
         pass

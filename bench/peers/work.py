@@ -3,23 +3,17 @@
 HTTP: each connection gets a real httptools parser that collects the URL and
 headers of every request, as any server must, and earns the 13-byte hello per
 complete request, keeping the connection alive unless the client asks to
-close. Echo: the bytes come back as they are.
+close. Echo: the bytes come back as they are. Peers that choose their read
+size read what genloop's streams read (`genloop.net.stream.READ_SIZE`).
 """
 
 from __future__ import annotations
 
 import httptools
 
-RECV_SIZE = 64 * 1024  # bytes per read for peers that choose their read size
-BACKLOG = 4096  # listen backlog: 1000 wrk connections, or c10k, arrive at once
+from genloop.demos.bare import HELLO  # the bytes the demos' servers answer, every style the same
 
-HELLO = (
-    b"HTTP/1.1 200 OK\r\n"
-    b"Content-Type: text/plain\r\n"
-    b"Content-Length: 13\r\n"
-    b"\r\n"
-    b"Hello, world!"
-)
+BACKLOG = 4096  # listen backlog: 1000 wrk connections, or c10k, arrive at once
 
 # Garbage, or an Upgrade/CONNECT the peers do not speak: the peer closes the connection.
 ProtocolError = (httptools.HttpParserError, httptools.HttpParserUpgrade)

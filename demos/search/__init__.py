@@ -16,6 +16,8 @@ own. `--role user|product|stock` runs one backend alone, and
 `--user-backend HOST:PORT` (and the like) points the front at one running
 elsewhere: the front then starts only the backends it was not given.
 """
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
@@ -23,7 +25,7 @@ import typer
 
 from genloop.demos.options import HOST, PORT, Host, Port
 from genloop.demos.serving import serve_until_interrupt
-from genloop.kernel import Event, run
+from genloop.kernel import Event, Gen, run
 
 from . import backends, data, front
 from .blocking import THREADS
@@ -39,7 +41,8 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def main(host, port, ready, stop, style, role, catalog, latency, given, workers):
+def main(host: str, port: int, ready: threading.Event, stop: Event, style: str, role: str, catalog: data.Catalog,
+         latency: float, given: dict, workers: int) -> Gen[None]:
     if role != "all":
         server = yield from backends.start(role, catalog, host, port, latency)
         ready.port = server.tcp.port
@@ -64,9 +67,10 @@ def main(host, port, ready, stop, style, role, catalog, latency, given, workers)
         yield from server.shutdown()
 
 
-def serve(host: str, port: int, *, ready=None, stop=None, style: str = "coroutines", role: str = "all",
+def serve(host: str, port: int, *, ready: threading.Event | None = None, stop: Event | None = None,
+          style: str = "coroutines", role: str = "all",
           latency: float = 0.0, db: Path | None = None, users: int = data.USERS,
-          products: int = data.PRODUCTS, backends_at: dict | None = None, workers: int = THREADS):
+          products: int = data.PRODUCTS, backends_at: dict | None = None, workers: int = THREADS) -> None:
     """The `demos.serving` entry. ``backends_at``: role -> (host, port) of backends running elsewhere."""
     if style not in front.STYLES:
         raise ValueError(f"unknown style {style!r}; choose from {sorted(front.STYLES)}")
@@ -102,7 +106,7 @@ Address = Annotated[Optional[str], typer.Option(
     help="HOST:PORT of this backend running elsewhere (else the demo starts one).")]
 
 
-def demo(echo=print, host: Host = HOST, port: Port = PORT,
+def demo(echo: Callable[[str], object] = print, host: Host = HOST, port: Port = PORT,
          style: Annotated[Literal["blocking", "callbacks", "coroutines"], typer.Option(
              help="How the front waits for the backends.")] = "coroutines",
          role: Annotated[Literal[ROLE_NAMES], typer.Option(
@@ -114,7 +118,7 @@ def demo(echo=print, host: Host = HOST, port: Port = PORT,
              help="The SQLite file (generated if missing); default: in the user's cache folder.")] = None,
          users: Annotated[int, typer.Option(min=1, help="Users to generate.")] = data.USERS,
          products: Annotated[int, typer.Option(min=1, help="Products to generate.")] = data.PRODUCTS,
-         user_backend: Address = None, product_backend: Address = None, stock_backend: Address = None):
+         user_backend: Address = None, product_backend: Address = None, stock_backend: Address = None) -> None:
     given = {}
     for name, text in (("user", user_backend), ("product", product_backend), ("stock", stock_backend)):
         if text is not None:

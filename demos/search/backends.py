@@ -12,11 +12,13 @@ many calls want their query at once, so `Trips` sends the queries asked
 for in one turn of the loop together, as a database client batches what it
 sends: one trip to IO, one latency, for all of them.
 """
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from genloop import rpc
-from genloop.kernel import Dispatchers, Future, current_kernel, sleep, spawn, with_context
+from genloop.kernel import Dispatcher, Dispatchers, Future, Gen, current_kernel, sleep, spawn, with_context
 
 from .data import Catalog
 
@@ -54,12 +56,12 @@ class Trips:
     Only tasks on Main use it (the rpc server's), so its list needs no lock.
     """
 
-    def __init__(self, latency: float = 0.0, dispatcher=Dispatchers.IO):
+    def __init__(self, latency: float = 0.0, dispatcher: Dispatcher = Dispatchers.IO) -> None:
         self.latency = latency
         self.dispatcher = dispatcher
         self.waiting = []            # (query, args, Future) for the next trip
 
-    def run(self, query, *args):
+    def run(self, query: Callable[..., Any], *args: Any) -> Gen[Any]:
         """``query(*args)`` on an IO thread; returns its value, ``latency`` after the trip left (a trap)."""
         future = Future()
         self.waiting.append((query, args, future))
@@ -67,7 +69,7 @@ class Trips:
             yield from spawn(self._trip, name="search-query-trip")
         return (yield from future.wait())
 
-    def _trip(self):
+    def _trip(self) -> Gen[None]:
         yield                                          # the rest of this turn's queries join in
         batch, self.waiting = self.waiting, []         # then the trip leaves: later ones wait for the next
         clock = current_kernel().clock
@@ -82,7 +84,7 @@ class Trips:
                 future.set_exception(error)
 
 
-def start(role: str, catalog: Catalog, host: str, port: int, latency: float = 0.0):
+def start(role: str, catalog: Catalog, host: str, port: int, latency: float = 0.0) -> Gen[rpc.Server]:
     """Start the ``role`` backend on ``host:port`` (a trap); returns its ``rpc.Server``."""
     spec = ROLES[role]
     server = rpc.Server(name=f"search-{role}")

@@ -6,13 +6,16 @@ economical as coroutines, but the one sequence of three calls is cut in
 three, what one step needs from an earlier one travels by hand, and every
 step repeats the error check.
 """
-from genloop.kernel import Future
+from collections.abc import Callable
+from typing import Any
 
-from .clients import Backends
+from genloop.kernel import Future, Gen
+
+from .clients import Backends, Handle
 from .steps import answer, ask_products, ask_stock, ask_user
 
 
-def search(backends, query, user_id, done):
+def search(backends: Backends, query: str, user_id: int, done: Callable[[Any, Exception | None], object]) -> None:
     """Start the search; ``done(result, error)`` runs when it is over."""
 
     def handler_after_user(user, error):
@@ -35,7 +38,7 @@ def search(backends, query, user_id, done):
     backends.ask_cb(ask_user(user_id), handler_after_user)
 
 
-def front(addresses, workers):
+def front(addresses: dict, workers: int) -> Gen[tuple[Backends, Handle]]:
     """This style's clients and request handler (a trap); ``workers`` is not used.
 
     The HTTP server wants a coroutine, so the handler parks on a ``Future``
@@ -43,7 +46,7 @@ def front(addresses, workers):
     """
     backends = yield from Backends(addresses).start()
 
-    def handle(query, user_id):
+    def handle(query: str, user_id: int) -> Gen[dict]:
         future = Future()
 
         def done(result, error):

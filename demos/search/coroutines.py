@@ -6,18 +6,20 @@ a thousand small generators, not a thousand threads.
 """
 from functools import partial
 
-from .clients import Backends
+from genloop.kernel import Gen
+
+from .clients import Backends, Handle
 from .steps import answer, ask_products, ask_stock, ask_user
 
 
-def search(backends, query, user_id):
+def search(backends: Backends, query: str, user_id: int) -> Gen[dict]:
     user = yield from backends.ask(ask_user(user_id))
     products = yield from backends.ask(ask_products(user, query))
     stock = yield from backends.ask(ask_stock(products))
     return answer(query, user, products, stock)
 
 
-def front(addresses, workers):
+def front(addresses: dict, workers: int) -> Gen[tuple[Backends, Handle]]:
     """This style's clients and request handler (a trap); ``workers`` is not used."""
     backends = yield from Backends(addresses).start()
     return backends, partial(search, backends)

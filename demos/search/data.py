@@ -131,7 +131,7 @@ class Catalog:
     query at once. ``close()`` closes them all.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path) -> None:
         self.uri = f"file:{path}?mode=ro&immutable=1"   # immutable: no locking, the file never changes
         self._pool = queue.SimpleQueue()
         self._closed = False

@@ -6,12 +6,14 @@ what went wrong to a status: 400 for a bad query, 404 for an unknown user,
 deadline. Only the handler (`blocking`, `callbacks`, `coroutines`) differs.
 """
 import json
+from collections.abc import Callable
 
-from genloop.kernel import Timeout, timeout_after
+from genloop.kernel import Gen, Timeout, timeout_after
+from genloop.net import Request, Server
 from genloop.net.http import Response, serve_http
 
 from . import blocking, callbacks, coroutines
-from .clients import BackendDown, BackendFailed, NotFound
+from .clients import BackendDown, BackendFailed, Backends, BlockingBackends, Handle, NotFound
 
 STYLES = {"blocking": blocking, "callbacks": callbacks, "coroutines": coroutines}
 #: Seconds one search may take, its three calls together, before the front answers 504.
@@ -36,9 +38,9 @@ def parse(params: dict) -> tuple[str, int]:
     return query, user_id
 
 
-def app_for(handle):
+def app_for(handle: Handle) -> Callable[[Request], Gen[Response]]:
     """The HTTP app around ``handle(query, user_id)``, a style's handler."""
-    def app(request):
+    def app(request: Request) -> Gen[Response]:
         if request.path != "/search":
             return _json(404, {"error": f"nothing here; try GET {EXAMPLE}"})
         if request.method not in ("GET", "HEAD"):
@@ -61,7 +63,7 @@ def app_for(handle):
     return app
 
 
-def start(style: str, addresses: dict, host: str, port: int, workers: int):
+def start(style: str, addresses: dict, host: str, port: int, workers: int) -> Gen[tuple[Server, Backends | BlockingBackends]]:
     """Start the ``style`` front on ``host:port`` (a trap); returns ``(http server, backends)``."""
     backends, handle = yield from STYLES[style].front(addresses, workers)
     server = yield from serve_http(app_for(handle), host, port)

@@ -7,9 +7,10 @@ What to watch:
   on IO and waits") and starts the call as a task on an IO lane.
 - When that task returns, it wakes `main`, which resumes on Main: the lanes
   show the hop out and back. The same for the CPU work on Default.
-- Under plain `run` the returned trail names the real threads (MainThread,
-  genloop-IO-1, genloop-Default-1); the stepper simulates every worker on
-  one thread, so there the lanes tell the story and the names all match.
+- The returned trail names the threads: MainThread, genloop-IO-1,
+  genloop-Default-1. Under `genloop step` every worker is simulated on one
+  thread, which wears the simulated worker's name while it runs a step, so
+  the trail tells the same story as under plain `run`.
 """
 import threading
 import time

@@ -11,9 +11,11 @@ What to watch:
 - The returned numbers: the longest gap between ticks during each call.
 - In a trace, the frozen call is one long slice on the Main lane; the other
   is a long slice on an IO lane, with Main's short ticks going on beside it.
-- Under `genloop step` every worker is simulated on one thread, so both calls
-  pause the stepper for real and virtual time does not move while they run:
-  it shows the order of events; the freeze itself shows under `run` and `trace`.
+- Under `genloop step` every worker is simulated on one thread, and a
+  `time.sleep` in a step is simulated too: it keeps only its own worker busy
+  for 0.2 s of virtual time ("blocks this worker 0.2 s"). On Main the ticker
+  waits for it; on IO-1 it goes on ticking, and the figures come out as
+  under `run` (0.25 and 0.05).
 """
 import time
 

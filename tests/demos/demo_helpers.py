@@ -47,6 +47,20 @@ def children() -> list[str]:
 
 
 @contextlib.contextmanager
+def reaped(process):
+    """``process`` for the block; after it, killed if it still runs, and its pipes closed."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@contextlib.contextmanager
 def serving(serve, **options):
     """Run a demo's ``serve`` on a thread; yield the ``Serving``; on exit stop it and check for leaks."""
     threads, fds, kids = set(threading.enumerate()), open_fds(), set(children())

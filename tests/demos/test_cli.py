@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from genloop.demos import benchmarks
 from genloop.demos.cli import DEMOS, app
-from tests.demos.demo_helpers import DEADLINE, SMALL_PRODUCTS, SMALL_USERS
+from tests.demos.demo_helpers import DEADLINE, SMALL_PRODUCTS, SMALL_USERS, reaped
 
 runner = CliRunner()
 
@@ -106,9 +106,8 @@ def test_bench_search_runs_the_fronts_against_their_backends(tmp_path, monkeypat
 
 @pytest.mark.parametrize("name", ["coroutines", "reactor"])
 def test_demo_run_serves_until_ctrl_c(name):
-    process = subprocess.Popen([sys.executable, "-m", "genloop.demos.cli", "demo", "run", name, "--port", "0"],
-                               stdout=subprocess.PIPE, text=True)
-    try:
+    with reaped(subprocess.Popen([sys.executable, "-m", "genloop.demos.cli", "demo", "run", name, "--port", "0"],
+                                 stdout=subprocess.PIPE, text=True)) as process:
         first = process.stdout.readline()
         url = re.search(r"http://[\d.]+:\d+", first)[0]
         with urllib.request.urlopen(url + "/", timeout=DEADLINE) as response:
@@ -116,9 +115,4 @@ def test_demo_run_serves_until_ctrl_c(name):
         process.send_signal(signal.SIGINT)
         rest = process.stdout.read()
         assert process.wait(DEADLINE) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
     assert "curl" in rest and rest.rstrip().endswith("stopped")

@@ -1,5 +1,7 @@
 """The monitor: its commands against a live kernel, even while Main is stuck; loopback only."""
+import functools
 import queue
+import re
 import socket
 import threading
 import time
@@ -8,6 +10,7 @@ import pytest
 
 from genloop.kernel import Cancelled, Dispatchers, Future, Queue, current_kernel, run, sleep, spawn, with_context
 from genloop.kernel.monitor import PROMPT, Monitor, check_loopback
+from genloop.net import serve_tcp
 from tests.teach.teach_helpers import genloop
 
 
@@ -167,3 +170,104 @@ def test_genloop_monitor_talks_to_a_running_program():
     assert r.stdout.rstrip().endswith("bye")
     r = genloop("monitor", "--port", port)
     assert r.returncode == 1 and "no monitor answers" in r.stderr
+
+
+def _blocked_deep_inside(entered, release):
+    entered.set()
+    release.wait(5)                           # the innermost line: where the worker is now
+    return "done"
+
+
+def _blocking_helper(entered, release):
+    return _blocked_deep_inside(entered, release)
+
+
+def _worker_task(entered, release):
+    result = _blocking_helper(entered, release)
+    yield
+    return result
+
+
+def test_where_on_a_running_task_shows_its_threads_whole_stack():
+    entered, release = threading.Event(), threading.Event()
+
+    def main():
+        port = current_kernel().monitor.port
+        busy = yield from spawn(_worker_task, entered, release, dispatcher=Dispatchers.Default, name="busy")
+        entered.wait(3)
+        try:
+            where, = yield from with_context(Dispatchers.IO, talk, port, f"where {busy.id}")
+        finally:
+            release.set()
+        yield from busy.join()
+        return where
+
+    where = run(main, monitor=0)
+    head, *frames = where.splitlines()
+    assert re.match(r"task #\d+ busy: running on genloop-Default-\d; its whole stack now", head), head
+    text = "\n".join(frames)
+    for function in ("_worker_task", "_blocking_helper", "_blocked_deep_inside"):
+        assert f"in {function}" in text
+    assert "release.wait(5)" in text and text.index("in _worker_task") < text.index("in _blocked_deep_inside")
+
+
+def test_cancel_answers_name_the_consequence():
+    got = {}
+
+    def main():
+        port = current_kernel().monitor.port
+        server = yield from serve_tcp(lambda stream: stream.close(), "127.0.0.1", 0)
+        accept = next(t for t in current_kernel().tasks.values() if t.name == "tcp-accept")
+        got["port"] = server.port
+        client = threading.Thread(target=lambda: got.update(answers=talk(port, f"cancel {accept.id}", "cancel 1")))
+        client.start()
+        got["client"] = client
+        yield from sleep(10)                  # the cancel of main lands here
+
+    with pytest.raises(Cancelled):
+        run(main, monitor=0)
+    got["client"].join(5)
+    accepting, main_task = got["answers"]
+    assert "no longer accepts connections (the open ones go on)" in accepting and str(got["port"]) in accepting
+    assert main_task.strip().endswith("main: the main task, so the program ends once it has unwound")
+
+
+def test_a_cancelled_main_is_one_line_under_genloop_trace(tmp_path):
+    script = tmp_path / "quits.py"
+    script.write_text("from genloop.kernel import current_task, sleep\n\n\ndef main():\n"
+                      "    (yield from current_task()).cancel()\n    yield from sleep(1)\n")
+    r = genloop("trace", script, "--out", tmp_path / "t.json")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == "main was cancelled (by the monitor's cancel, or by itself)"
+
+
+class _Backends:
+    pass
+
+
+def _lookup(backends, release):
+    release.wait(5)
+
+
+def test_ps_shortens_long_names_and_waits():
+    release = threading.Event()
+
+    def caller():
+        yield from with_context(Dispatchers.IO, functools.partial(_lookup, _Backends(), release))
+
+    def main():
+        port = current_kernel().monitor.port
+        task = yield from spawn(caller, name="caller-with-a-name-far-too-long-for-any-table-at-all")
+        yield from until(lambda: task.state == "waiting")
+        try:
+            ps, = yield from with_context(Dispatchers.Default, talk, port, "ps")
+        finally:
+            release.set()
+        yield from task.join()
+        return ps
+
+    ps = run(main, monitor=0)
+    row = next(line for line in ps.splitlines() if "caller-with" in line)
+    assert "runs functools.partial(<function _lookup>, <tests.teach.tes…  " in row, row
+    assert "caller-with-a-name-far-too-long-for-any…" in row and "0x" not in ps
+    assert max(map(len, ps.splitlines())) < 150

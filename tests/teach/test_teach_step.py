@@ -91,8 +91,8 @@ def test_bad_arguments_get_a_clear_message():
 def test_step_in_tmux_draws_the_lanes_and_the_step_counter():
     session = f"gl-step-{uuid.uuid4().hex[:8]}"
 
-    def tmux(*args):
-        return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=5)
+    def tmux(*args):        # a server of its own: no race with any other tmux user
+        return subprocess.run(["tmux", "-L", session, *args], capture_output=True, text=True, timeout=5)
 
     def screen_shows(text, seconds=4.0):
         deadline = time.monotonic() + seconds
@@ -118,4 +118,4 @@ def test_step_in_tmux_draws_the_lanes_and_the_step_counter():
             assert time.monotonic() < deadline, "genloop step did not quit on q"
             time.sleep(0.05)
     finally:
-        tmux("kill-session", "-t", session)
+        tmux("kill-server")

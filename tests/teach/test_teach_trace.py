@@ -2,7 +2,9 @@
 import json
 import re
 import shutil
+import signal
 import subprocess
+import sys
 from collections import Counter
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from genloop.demos import timeline
 from genloop.demos.teach_cli import load_main
 from genloop.kernel import ChromeTracer, run
-from tests.teach.teach_helpers import genloop, lesson
+from tests.teach.teach_helpers import ROOT, genloop, lesson, png_pixels
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 
@@ -100,3 +102,98 @@ def test_html_timeline_draws_lanes_and_slices_in_chromium(tmp_path):
     assert dom.count('<rect class="slice') == sum(e["ph"] == "X" for e in events)
     assert dom.count('<path class="flow"') == sum(e["ph"] == "s" for e in events)
     assert "<title>task #" in dom                     # hover details
+
+
+def test_mains_wait_until_woken_is_kept(tmp_path):
+    """Main polls with no timeout while read_config runs on IO; the IO thread's end wakes it (woken: 0)."""
+    events = traced(tmp_path, "05_with_context")
+    names = tracks(events)
+    waits = [e for e in events if e["ph"] == "X" and e["cat"] == "poll" and e["args"]["timeout"] is None]
+    assert waits and {names[e["tid"]] for e in waits} == {"Main"}
+    call = next(e for e in events if e["ph"] == "X" and e["name"] == "read_config" and e["cat"] == "step")
+    assert any(w["ts"] <= call["ts"] + call["dur"] and w["ts"] + w["dur"] >= call["ts"] + call["dur"] * 0.5
+               for w in waits), "Main's wait does not cover the call it waited for"
+    assert {"ph": "M", "name": "process_name", "pid": events[0]["pid"], "args": {"name": "genloop"}} in events
+
+
+def test_every_task_has_a_state_track(tmp_path):
+    events = traced(tmp_path, "03_producer_consumer")
+    names = tracks(events)
+    states = {}
+    for e in events:
+        if e["ph"] == "X" and e["cat"] == "state":
+            states.setdefault(names[e["tid"]], []).append(e)
+    assert set(states) == {"task #1 main", "task #2 consumer"}
+    for track, slices in states.items():
+        slices.sort(key=lambda e: e["ts"])
+        for a, b in zip(slices, slices[1:]):
+            assert a["ts"] + a["dur"] <= b["ts"] + 0.01, f"{track}: {a} overlaps {b}"
+        assert {e["name"].split(":")[0] for e in slices} <= {"running", "ready", "waiting"}
+    consumer = {e["name"] for e in states["task #2 consumer"]}
+    assert {"running", "ready", "waiting: sleeps 0.1 s"} <= consumer
+    assert "waiting: waits to put into a full Queue" in {e["name"] for e in states["task #1 main"]}
+    # each step is a "running" slice of its task, at the same time
+    running = {(e["args"]["task"], e["ts"]) for e in events if e.get("cat") == "state" and e["name"] == "running"}
+    steps = {(e["args"]["task"], e["ts"]) for e in events if e.get("cat") == "step"}
+    assert steps <= running
+    sleeps = [e for e in states["task #2 consumer"] if e["name"] == "waiting: sleeps 0.1 s"]
+    assert all(0.09e6 <= e["dur"] <= 0.5e6 for e in sleeps)
+
+
+def test_each_step_carries_its_threads_cpu_time(tmp_path):
+    events = traced(tmp_path, "06_blocking_call")
+    names = tracks(events)
+    steps = [e for e in events if e["ph"] == "X" and e["cat"] == "step"]
+    assert all(0 <= e["args"]["cpu_us"] <= e["dur"] + 1000 for e in steps)
+    offloaded = next(e for e in steps if names[e["tid"]].startswith("IO-"))
+    assert offloaded["dur"] >= 0.19e6 and offloaded["args"]["cpu_us"] < offloaded["dur"] / 4   # asleep, not computing
+
+
+#: The legend's swatches, as the page's stylesheet colours them: (r, g, b).
+SWATCHES = {"poll": (201, 201, 201), "running": (27, 158, 119), "ready": (230, 171, 2), "waiting": (166, 184, 204)}
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
+def test_html_page_draws_labels_and_a_legend_in_chromium(tmp_path):
+    events = traced(tmp_path, "06_blocking_call")
+    names = tracks(events)
+    page = tmp_path / "page.html"
+    page.write_text(timeline.render({"traceEvents": events}, "06 blocking call"))
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+             "--window-size=1200,800"]
+    shot = tmp_path / "page.png"
+    subprocess.run([*flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=60)
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=60).stdout
+    # every lane's name is drawn in full, in the column that zooming and panning leave in place
+    drawn = re.findall(r'<text class="lane-name"[^>]*>([^<]*)</text>', dom)
+    assert sorted(drawn) == sorted(names.values()) and "task #2 ticker" in drawn
+    # wide bars carry their label: the blocked main, the offloaded sleep, the states
+    labels = re.findall(r'<text class="label"[^>]*>([^<]*)</text>', dom)
+    assert "main" in labels and "sleep" in labels and "running" in labels
+    assert all(len(label) >= 3 for label in labels)
+    assert dom.count('class="legend-item"') == 7 and "ready, in a run queue" in dom
+    width, height, rows = png_pixels(shot.read_bytes(), max_rows=160)
+    assert (width, height) == (1200, 800)
+    for name, colour in SWATCHES.items():           # the legend's swatches are painted near the top
+        assert sum(row.count(colour) for row in rows[40:140]) >= 150, f"no {name} swatch in the legend"
+
+
+def test_ctrl_c_during_trace_still_writes_the_json_and_the_page(tmp_path):
+    script = tmp_path / "forever.py"
+    script.write_text("from genloop.kernel import sleep\n\n\ndef main():\n    for _ in range(3):\n"
+                      "        yield from sleep(0.01)\n    print('ready', flush=True)\n    yield from sleep(60)\n")
+    out, page = tmp_path / "t.json", tmp_path / "t.html"
+    program = subprocess.Popen([sys.executable, "-m", "genloop.demos.cli", "trace", script, "--out", out, "--html", page],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert program.stdout.readline().strip() == "ready"
+        program.send_signal(signal.SIGINT)
+        stdout, stderr = program.communicate(timeout=15)
+    finally:
+        program.kill()
+    assert program.returncode == 130
+    assert "interrupted (Ctrl-C)" in stderr and "Traceback" not in stderr
+    assert f"wrote {out}" in stdout and f"wrote {page}" in stdout
+    steps = [e for e in json.loads(out.read_text())["traceEvents"] if e.get("cat") == "step"]
+    assert len(steps) >= 3 and '"traceEvents"' in page.read_text()
