@@ -46,8 +46,8 @@ import sys
 import tempfile
 import time
 
-from bench.micro import CHECKPOINTS_PER_TASK, sizes
-from bench.servers import REPO, wait_ready
+from bench.micro import CHECKPOINTS_PER_TASK, REPO, sizes
+from genloop.demos.measure.children import wait_ready
 
 HOST = "127.0.0.1"
 LIBS = ("genloop", "asyncio", "uvloop")
@@ -68,6 +68,8 @@ RPC_CALLERS = {"rpc_server": 1000, "rpc_client": 1000, "rpc_client_1": 1}
 HELLO = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.I)
 CHILD_TIMEOUT = 600.0
+#: Seconds for a server under callgrind (some 50x slower) to print READY.
+READY_TIMEOUT = 300.0
 
 
 def valgrind(out: str) -> list[str]:
@@ -111,7 +113,7 @@ def http(lib: str, size_index: int, out: str) -> int:
                               cwd=REPO, env=env(), stdout=subprocess.PIPE, text=True,
                               preexec_fn=default_sigint)
     try:
-        drive_http(wait_ready(server, lib), requests)
+        drive_http(wait_ready(server, lib, READY_TIMEOUT), requests)
     finally:
         stop(server)
     return requests
@@ -157,7 +159,7 @@ def rpc(lib: str, path: str, size_index: int, out: str) -> int:
     server = subprocess.Popen(server_argv, cwd=REPO, env=env(), stdout=subprocess.PIPE, text=True,
                               preexec_fn=default_sigint)
     try:
-        port = wait_ready(server, lib)
+        port = wait_ready(server, lib, READY_TIMEOUT)
         load = ["-m", "bench.rpc_bench", "load", "uvloop" if measured_server else lib, "--port", str(port),
                 "--callers", str(callers), "--duration", str(seconds), "--warmup", "0"]
         client = [sys.executable, *load] if measured_server else [*valgrind(out), *load]
