@@ -44,7 +44,7 @@ class Serve:
         for line in self.proc.stderr:
             self.lines.append(line)
             if found := re.search(pattern, line):
-                return found.group(1)
+                return found.group(found.re.groups and 1)
             if time.monotonic() > deadline:
                 break
         self.stop()

@@ -1,14 +1,12 @@
 """A Flask app for the serve tests and the benchmark: hello, a 10 ms blocking call, uploads, streams, errors."""
 import hashlib
 import os
-import threading
+import sys
 import time
 
 from flask import Flask, Response, request, send_file, stream_with_context
 
 app = Flask(__name__)
-#: Set by /slow's caller to let it finish (the SIGTERM test); a timeout otherwise.
-release = threading.Event()
 
 
 @app.route("/")
@@ -24,6 +22,7 @@ def block():
 
 @app.route("/slow")
 def slow():
+    print("slow: started", file=sys.stderr, flush=True)     # the SIGTERM test waits for this line
     time.sleep(float(request.args.get("s", "1")))
     return "slow done"
 
@@ -50,6 +49,11 @@ def stream():
 @app.route("/file")
 def file():
     return send_file(os.path.abspath(__file__), mimetype="text/plain")
+
+
+@app.route("/pid")
+def pid():
+    return str(os.getpid())
 
 
 @app.route("/boom")
