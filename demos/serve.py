@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import typer
 
-from genloop.kernel import Dispatcher, gather, wait_readable
+from genloop.kernel import Dispatchers, gather, wait_readable
 from genloop.net import run_workers
 from genloop.net.tcp import DEFAULT_BACKLOG
 from genloop.net.wsgi import APP_TIMEOUT, DEFAULT_THREADS, KEEP_ALIVE, bind_unix, serve_wsgi
@@ -29,6 +29,8 @@ DEFAULT_BIND = "127.0.0.1:8000"
 GRACEFUL_TIMEOUT = 30.0
 #: Exit codes: a graceful stop, a failure, an app that cannot be imported (gunicorn's APP_LOAD_ERROR).
 EXIT_OK, EXIT_FAILED, EXIT_APP_LOAD = 0, 1, 4
+#: IO's threads when --threads asks for no more (DESIGN: max(64, cores)); the app's pool is a view of IO.
+IO_THREADS = max(64, os.cpu_count() or 1)
 #: The signals that start a graceful stop.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -119,7 +121,9 @@ def _open_log(path, workers):
 def _serve_main(config: Config):
     """One process's kernel: listen on every bind, serve until a stop signal, then drain."""
     signals = _SignalPipe(STOP_SIGNALS)
-    pool = Dispatcher("wsgi", threads=config.threads)
+    # A view of IO, not a pool of its own: IO's threads take one task at a time,
+    # where a fixed pool's take batches (fine for CPU steps, unfair for blocking calls).
+    pool = Dispatchers.IO.limited(config.threads)
     access_log = _open_log(config.access_log, config.workers)
     limits = {"keep_alive": config.keep_alive, "app_timeout": config.timeout}
     servers = []
@@ -208,7 +212,7 @@ def serve(
             binds.append(parsed)
         config = Config(wsgi_app, binds, threads, workers, timeout, graceful_timeout, keep_alive, access_log,
                         _tls_context(certfile, keyfile), script_name=os.environ.get("SCRIPT_NAME", ""))
-        codes = run_workers(_serve_main, config, workers=workers)
+        codes = run_workers(_serve_main, config, workers=workers, io_threads=max(IO_THREADS, threads))
     except (OSError, ValueError) as e:
         log.error("%s", e)
         raise typer.Exit(EXIT_FAILED) from None
