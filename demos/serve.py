@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import typer
 
-from genloop.kernel import Dispatchers, gather, wait_readable
+from genloop.kernel import Dispatchers, gather, sleep, spawn, wait_readable
 from genloop.net import run_workers
 from genloop.net.tcp import DEFAULT_BACKLOG
 from genloop.net.wsgi import APP_TIMEOUT, DEFAULT_THREADS, KEEP_ALIVE, bind_unix, serve_wsgi
@@ -31,6 +31,8 @@ GRACEFUL_TIMEOUT = 30.0
 EXIT_OK, EXIT_FAILED, EXIT_APP_LOAD = 0, 1, 4
 #: IO's threads when --threads asks for no more (DESIGN: max(64, cores)); the app's pool is a view of IO.
 IO_THREADS = max(64, os.cpu_count() or 1)
+#: Seconds between a worker's checks that its parent is still alive.
+PARENT_CHECK = 1.0
 #: The signals that start a graceful stop.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -100,6 +102,9 @@ class _SignalPipe:
         except BlockingIOError:
             pass                                 # a stop is already pending
 
+    def send(self, signum):
+        self._handler(signum, None)
+
     def wait(self):
         """The number of the first signal received."""
         while True:
@@ -141,6 +146,8 @@ def _serve_main(config: Config):
             where = f"{'https' if config.tls else 'http'}://{_host(bind[1])}:{server.port}"
         servers.append(server)
         log.info("Listening at: %s (pid %d, %d threads)", where, os.getpid(), config.threads)
+    if config.workers > 1:
+        yield from spawn(_watch_parent, os.getppid(), signals, name="serve-parent-watch")
     signum = yield from signals.wait()
     log.info("%s: stopping gracefully (up to %g s)", signal.Signals(signum).name, config.graceful_timeout)
     yield from gather(*(s.shutdown(config.graceful_timeout) for s in servers))
@@ -154,6 +161,14 @@ def _serve_main(config: Config):
         sys.stdout.flush()
         os._exit(EXIT_OK)
     log.info("stopped")
+
+
+def _watch_parent(parent, signals):
+    """A worker whose parent died (killed outright, no signal passed on) stops too, as gunicorn's do."""
+    while os.getppid() == parent:
+        yield from sleep(PARENT_CHECK)
+    log.warning("the parent process %d is gone", parent)
+    signals.send(signal.SIGTERM)
 
 
 def _host(host):

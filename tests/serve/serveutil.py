@@ -34,7 +34,7 @@ class Serve:
 
     def __init__(self, *args, cwd, env=None):
         self.proc = subprocess.Popen([sys.executable, "-m", "genloop", "serve", *args], cwd=cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                                      env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         self.lines = []
         self.url = self._wait_for(r"Listening at: (\S+)")
@@ -59,9 +59,10 @@ class Serve:
         return code
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        """Kill what is left of it, workers included (its own process group)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
         for f in (self.proc.stdout, self.proc.stderr):
             f.close()
 

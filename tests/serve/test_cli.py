@@ -95,6 +95,29 @@ def test_workers_share_the_port():
         assert server.wait() == 0, "".join(server.lines)
 
 
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_workers_stop_when_their_parent_is_killed():
+    with Serve(FLASK, "-b", "127.0.0.1:0", "--workers", "2", cwd=ROOT) as server:
+        server._wait_for(r"Listening at")
+        pids = set()
+        deadline = time.monotonic() + DEADLINE
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids.add(int(httpx.get(f"{server.url}/pid", timeout=DEADLINE).text))
+        assert len(pids) == 2
+        server.proc.kill()                                  # SIGKILL: nothing is passed on
+        server.proc.wait()
+        deadline = time.monotonic() + 3 * DEADLINE
+        while not all(map(_gone, pids)):
+            assert time.monotonic() < deadline, f"workers {pids} outlived their parent"
+            time.sleep(0.05)
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl (Debian package openssl)")
 def test_tls(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -119,3 +142,13 @@ def test_an_app_that_cannot_be_imported_exits_4():
     proc = subprocess.run([sys.executable, "-m", "genloop", "serve", "tests.serve.apps.no_such_module:app"], cwd=ROOT,
                           capture_output=True, text=True, timeout=3 * DEADLINE)
     assert proc.returncode == 4 and "cannot load" in proc.stderr
+
+
+@pytest.mark.parametrize("bind, parsed", [
+    ("127.0.0.1:8001", ("tcp", "127.0.0.1", 8001)), ("[::1]:9000", ("tcp", "::1", 9000)),
+    (":8002", ("tcp", "0.0.0.0", 8002)), ("8003", ("tcp", "127.0.0.1", 8003)), ("example.org", ("tcp", "example.org", 8000)),
+    ("unix:/run/app.sock", ("unix", "/run/app.sock")),
+])
+def test_bind_forms_are_gunicorns(bind, parsed):
+    from genloop.demos.serve import parse_bind
+    assert parse_bind(bind) == parsed
