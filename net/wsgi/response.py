@@ -132,8 +132,8 @@ def _date_field() -> bytes:
 def encode_head(status: str, headers) -> tuple:
     """``(code, head, length, closes)`` of the app's status and headers (``ValueError`` if invalid)."""
     code = int(status[:3])
-    if len(status) < 4 or status[3] != " " or not 100 <= code <= 999:
-        raise ValueError(f"status {status!r} is not 'NNN Reason'")
+    if len(status) < 4 or status[3] != " " or not 100 <= code <= 999 or "\r" in status or "\n" in status:
+        raise ValueError(f"status {status!r} is not 'NNN Reason' on one line")
     lines = ["HTTP/1.1 ", status, "\r\n"]
     length = None
     closes = has_date = False
