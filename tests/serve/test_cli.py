@@ -69,10 +69,12 @@ def test_timeout_answers_503():
         assert httpx.get(server.url, timeout=DEADLINE).status_code == 200
 
 
-def test_unix_socket_and_access_log(tmp_path):
+def test_a_unix_socket_and_a_port_at_once_with_an_access_log(tmp_path):
     sock, log = tmp_path / "app.sock", tmp_path / "access.log"
-    with Serve(FLASK, "--bind", f"unix:{sock}", "--access-log", str(log), cwd=ROOT) as server:
+    with Serve(FLASK, "--bind", f"unix:{sock}", "--bind", "127.0.0.1:0", "--access-log", str(log), cwd=ROOT) as server:
         assert server.url == f"unix:{sock}"
+        tcp = server._wait_for(r"Listening at: (\S+)")
+        assert httpx.get(tcp, timeout=DEADLINE).text == "Hello, World!"
         with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), timeout=DEADLINE) as client:
             r = client.get("http://localhost/stream?n=2", headers={"Referer": "http://r/", "User-Agent": "t/1"})
         assert r.text.count("line") == 2
