@@ -1,8 +1,8 @@
 """The connection side of the WSGI server: one coroutine per connection on the kernel.
 
-A connection reads and parses on Main (``httptools``), reads the whole body
-(in memory up to ``SPOOL_SIZE``, then in a temporary file, as nginx and
-waitress do), and only then hands the request to the app's pool: so a slow
+A connection reads and parses on Main (``request.RequestReader``), reads the
+whole body (in memory up to ``SPOOL_SIZE``, then in a temporary file, as nginx
+and waitress do), and only then hands the request to the app's pool: so a slow
 client, an idle keep-alive connection or a slow upload costs a coroutine,
 never a thread. The app runs on the pool (``response.run_app``) and hands
 its response back through the connection's ``Outbox``; the connection sends
@@ -13,14 +13,12 @@ Timeouts cost no timer per request (as in ``net.http``): a waiting connection
 copies a coarse deadline and one sweeper per server cancels the connections
 past theirs, every ``sweep_every`` seconds.
 """
-import io
 import logging
 import os
 import socket as _socket
-import tempfile
 import threading
 
-from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
+from httptools import HttpParserError, HttpParserUpgrade
 
 from genloop.kernel import Cancelled, Dispatchers, current_kernel, current_task, sleep, spawn
 from genloop.net.http import HEADER_TIMEOUT, LINGER_TIMEOUT, MAX_HEAD, READ_SIZE
@@ -29,15 +27,12 @@ from genloop.net.tcp import DEFAULT_BACKLOG, Server, listen
 
 from .accesslog import AccessLog
 from .environ import base_environ, build_environ
+from .request import BODY, HEAD, MAX_BODY, Reject, RequestReader
 from .response import FileWrapper, Outbox, run_app
 from .transport import Plain, Tls, UnixServer
 
 log = logging.getLogger("genloop.net.wsgi")
 
-#: A request body up to this size is kept in memory; a larger one goes to a temporary file.
-SPOOL_SIZE = 1024 * 1024
-#: Largest request body (waitress's ``max_request_body_size``); larger gets 413.
-MAX_BODY = 1024 ** 3
 #: Seconds an idle keep-alive connection is kept (gunicorn's ``--keep-alive`` default).
 KEEP_ALIVE = 2.0
 #: Seconds an app may take to start its response before the client gets 503 (gunicorn's ``--timeout``; 0: none).
@@ -53,125 +48,15 @@ MAX_SWEEP = 1.0
 _INF = float("inf")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CHUNK_END = b"0\r\n\r\n"
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 _ERRORS = {
     400: b"Bad Request", 413: b"Content Too Large", 431: b"Request Header Fields Too Large",
     500: b"Internal Server Error", 503: b"Service Unavailable",
 }
 
-# Where the parser is in a connection's next request: between requests, in a head, in a body.
-IDLE, HEAD, BODY = range(3)
-
-
 def _error(status: int, keep_alive: bool = False) -> bytes:
     reason = _ERRORS[status]
     return b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n%s" % (
         status, reason, len(reason), b"" if keep_alive else b"Connection: close\r\n", reason)
-
-
-class _Reject(Exception):
-    """Raised from a parser callback to stop parsing and answer ``status``."""
-
-    def __init__(self, status):
-        self.status = status
-
-
-class _Connection:
-    """The parser's callbacks and one connection's state between reads.
-
-    Completed requests pile up in ``ready`` as tuples ``(method, target,
-    headers, version, keep_alive, body, body_size)``; ``body`` is the
-    file-like ``wsgi.input`` will be. ``state`` is the parser's place in
-    the next request; ``busy`` is set while a request is being answered.
-    """
-
-    __slots__ = ("parser", "max_head", "max_body", "ready", "state", "head_size", "head_read", "head_deadline",
-                 "deadline", "task", "target", "headers", "parts", "spool", "body_size", "expect",
-                 "pending_continue", "outbox", "timed_out", "busy")
-
-    def __init__(self, max_head, max_body):
-        self.parser = HttpRequestParser(self)
-        self.max_head = max_head
-        self.max_body = max_body
-        self.ready = []
-        self.state = IDLE
-        self.head_size = self.head_read = 0
-        self.head_deadline = 0.0
-        self.deadline = _INF
-        self.task = None
-        self.pending_continue = self.timed_out = self.busy = False
-        self.outbox = None
-        self.spool = None
-
-    def on_message_begin(self):
-        self.state = HEAD
-        self.target = b""
-        self.headers = []
-        self.parts = []
-        self.spool = None
-        self.body_size = 0
-        self.expect = False
-
-    def on_url(self, part):
-        self.target += part
-        self.head_size += len(part)
-        if self.head_size > self.max_head:
-            raise _Reject(431)
-
-    def on_header(self, name, value):
-        self.head_size += len(name) + len(value) + 4
-        if self.head_size > self.max_head:
-            raise _Reject(431)
-        n = len(name)
-        if n == 14 and self.max_body is not None and name.lower() == b"content-length":
-            if int(value) > self.max_body:
-                raise _Reject(413)
-        elif n == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
-            self.expect = True
-        self.headers.append((name, value))
-
-    def on_headers_complete(self):
-        self.state = BODY
-        self.head_size = self.head_read = 0
-        self.head_deadline = 0.0
-        if self.expect and self.parser.get_http_version() == "1.1":
-            self.pending_continue = True
-
-    def on_body(self, part):
-        self.body_size += len(part)
-        if self.max_body is not None and self.body_size > self.max_body:
-            raise _Reject(413)
-        if self.spool is not None:
-            self.spool.write(part)
-        elif self.body_size > SPOOL_SIZE:
-            self.spool = tempfile.TemporaryFile()
-            self.spool.write(b"".join(self.parts))
-            self.spool.write(part)
-            self.parts = None
-        else:
-            self.parts.append(part)
-
-    def on_message_complete(self):
-        parser = self.parser
-        method = parser.get_method()
-        if self.spool is not None:
-            body = self.spool
-            body.seek(0)
-            self.spool = None
-        else:
-            body = io.BytesIO(b"".join(self.parts) if self.parts else b"")
-        self.state = IDLE
-        self.pending_continue = False
-        self.ready.append((_METHODS.get(method) or method.decode("latin-1"), self.target, self.headers,
-                           parser.get_http_version(), parser.should_keep_alive(), body, self.body_size))
-
-    def discard(self):
-        """Close the bodies of requests that will not be answered (and a half-read one)."""
-        for request in self.ready:
-            request[5].close()
-        self.ready.clear()
-        if self.spool is not None:
-            self.spool.close()
 
 
 class WsgiService:
@@ -240,7 +125,7 @@ class WsgiService:
 
     def handle(self, stream):
         """Serve one connection until it closes, errs or times out."""
-        conn = _Connection(self.max_head, self.max_body)
+        conn = RequestReader(self.max_head, self.max_body)
         conn.task = yield from current_task()
         sock = stream.socket
         transport = Tls(sock.sock, self.tls) if self.tls is not None else Plain(sock.sock)
@@ -290,7 +175,7 @@ class WsgiService:
                 error = 0                          # answer what came before, then close
             except HttpParserError as e:
                 reject = e.__context__
-                error = reject.status if isinstance(reject, _Reject) else 400
+                error = reject.status if isinstance(reject, Reject) else 400
             if conn.state == HEAD and not ready and error is None:
                 # httptools buffers an unfinished field out of the callbacks'
                 # sight: bound it by the reads that held nothing but this head.

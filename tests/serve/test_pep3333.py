@@ -8,7 +8,7 @@ import threading
 import httpx
 import pytest
 
-from genloop.net.wsgi import response, server
+from genloop.net.wsgi import request, response, server
 from tests.serve.serveutil import DEADLINE, HOST, connect, exchange, recv_until_eof, served
 
 
@@ -49,7 +49,7 @@ def test_script_name_is_split_off_the_path():
 
 
 def test_chunked_upload_gets_its_length_and_a_spooled_body(monkeypatch):
-    monkeypatch.setattr(server, "SPOOL_SIZE", 1000)          # bodies over 1000 bytes go to a temporary file
+    monkeypatch.setattr(request, "SPOOL_SIZE", 1000)          # bodies over 1000 bytes go to a temporary file
     seen = {}
 
     def app(environ, start_response):
