@@ -249,6 +249,8 @@ class Kernel:
     def _finish(self, task, result, exc):
         if exc is None and task._cancelled:
             exc = Cancelled()     # it caught Cancelled and returned: joiners still see it
+        for group in task._owns or ():
+            exc = group._body_exit(task, exc)    # failures of a group it never joined
         with self.lock:
             task.result = result
             task.exception = exc

@@ -24,7 +24,7 @@ class Task:
         "id", "_name", "coro", "state", "dispatcher", "_pool", "kernel",
         "_value", "_exc", "_abort", "_cancel_pending", "_cancelled", "_lock",
         "_watchers", "_group", "result", "exception", "done", "trap", "parent",
-        "steps", "since", "_waiting", "__weakref__",
+        "steps", "since", "_waiting", "_owns", "__weakref__",
     )
 
     def __init__(self, kernel, coro, name, dispatcher, pool, parent):
@@ -43,6 +43,7 @@ class Task:
         self._lock = threading.Lock()
         self._watchers = None
         self._group = None
+        self._owns = None     # TaskGroups whose body this task is (see structured.TaskGroup)
         self.result = None
         self.exception = None
         self.done = False
@@ -85,6 +86,11 @@ class Task:
                 self.kernel.wake(self, None, Cancelled())
             else:
                 self._cancel_pending = True
+
+    def _uncancel(self) -> None:
+        """Take back a cancellation the kernel gave for its own reasons (a TaskGroup's, once reported)."""
+        with self._lock:
+            self._cancel_pending = self._cancelled = False
 
     @types.coroutine
     def join(self):
