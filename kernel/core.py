@@ -5,6 +5,7 @@ threads: ``kernel.runner`` gives each dispatcher real worker threads, the
 ``Stepper`` simulates them all in one thread. Both call ``step``, ``tick``
 and the same handlers, so neither repeats any trap logic.
 """
+import functools
 import inspect
 import itertools
 import logging
@@ -50,6 +51,7 @@ def _checked(coro, fn):
 
 
 def _name_of(fn):
+    fn = fn.func if isinstance(fn, functools.partial) else fn    # called with keyword arguments
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
 
 
