@@ -5,6 +5,7 @@ threads: ``kernel.runner`` gives each dispatcher real worker threads, the
 ``Stepper`` simulates them all in one thread. Both call ``step``, ``tick``
 and the same handlers, so neither repeats any trap logic.
 """
+import contextvars
 import functools
 import inspect
 import itertools
@@ -23,6 +24,7 @@ from .traps import PARKED
 
 log = logging.getLogger("genloop")
 
+_in_context = contextvars.Context.run   # unbound: Context.run(ctx, fn, *args)
 _SUSPEND = object()   # a handler's answer: the task is parked or re-queued
 _local = threading.local()   # .kernel: the kernel whose thread this is
 
@@ -167,15 +169,16 @@ class Kernel:
             self.tls.task = task     # the waker that task_woken reports
             for ins in instruments:
                 ins.before_step(task)
-        send = task.coro.send
+        coro, context = task.coro, task.context
+        send = type(coro).send      # unbound: no method object per step
         handlers = self._handlers
         trap = None
         try:
             while True:
                 if exc is None:
-                    trap = send(value)
+                    trap = _in_context(context, send, coro, value)   # the task's own contextvars
                 else:
-                    trap = task.coro.throw(exc)
+                    trap = _in_context(context, type(coro).throw, coro, exc)
                     exc = None
                 if trap is None:                      # bare yield: a checkpoint
                     if task._cancel_pending:

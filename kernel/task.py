@@ -1,9 +1,12 @@
 """Task: one coroutine and its bookkeeping."""
+import contextvars
 import threading
 import types
 
 from .errors import Cancelled
 from .traps import JOIN
+
+_copy = contextvars.Context.copy   # unbound: no method object per spawn
 
 # Task states, as ``Task.state`` reports them.
 NEW, READY, RUNNING, WAITING, DONE = "new", "ready", "running", "waiting", "done"
@@ -24,7 +27,7 @@ class Task:
         "id", "_name", "coro", "state", "dispatcher", "_pool", "kernel",
         "_value", "_exc", "_abort", "_cancel_pending", "_cancelled", "_lock",
         "_watchers", "_group", "result", "exception", "done", "trap", "parent",
-        "steps", "since", "_waiting", "_owns", "__weakref__",
+        "steps", "since", "_waiting", "_owns", "context", "__weakref__",
     )
 
     def __init__(self, kernel, coro, name, dispatcher, pool, parent):
@@ -44,6 +47,8 @@ class Task:
         self._watchers = None
         self._group = None
         self._owns = None     # TaskGroups whose body this task is (see structured.TaskGroup)
+        # Every step runs in the task's own Context: a copy of its spawner's (asyncio's rule).
+        self.context = contextvars.copy_context() if parent is None else _copy(parent.context)
         self.result = None
         self.exception = None
         self.done = False
