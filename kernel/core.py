@@ -25,6 +25,7 @@ from .traps import PARKED
 log = logging.getLogger("genloop")
 
 _in_context = contextvars.Context.run   # unbound: Context.run(ctx, fn, *args)
+_gen_send = GeneratorType.send
 _SUSPEND = object()   # a handler's answer: the task is parked or re-queued
 _local = threading.local()   # .kernel: the kernel whose thread this is
 
@@ -170,7 +171,7 @@ class Kernel:
             for ins in instruments:
                 ins.before_step(task)
         coro, context = task.coro, task.context
-        send = type(coro).send      # unbound: no method object per step
+        send = _gen_send if type(coro) is GeneratorType else type(coro).send   # unbound: no method object
         handlers = self._handlers
         trap = None
         try:
@@ -254,8 +255,9 @@ class Kernel:
     def _finish(self, task, result, exc):
         if exc is None and task._cancelled:
             exc = Cancelled()     # it caught Cancelled and returned: joiners still see it
-        for group in task._owns or ():
-            exc = group._body_exit(task, exc)    # failures of a group it never joined
+        if task._owns is not None:
+            for group in task._owns:
+                exc = group._body_exit(task, exc)    # failures of a group it never joined
         with self.lock:
             task.result = result
             task.exception = exc
