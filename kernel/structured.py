@@ -41,6 +41,7 @@ class TaskGroup:
         self._closed = False
         self._cancelling = False     # the group cancelled its children: their Cancelled is no failure
         self._body = None            # the task that spawned the first child
+        self._body_gone = False      # it has ended (set under the lock, as it ends)
         self._body_cancelled = False  # the group cancelled its body (undone by join)
         self._joiner = None          # the task inside join(), if any
 
@@ -81,8 +82,8 @@ class TaskGroup:
             siblings = list(self._children) if first else ()
             self._cancelling = True
             body = self._body
-            unseen = self._joiner is None and (body is None or body.done)
-            cancel_body = (first and self._joiner is None and body is not None and not body.done
+            unseen = self._joiner is None and (body is None or self._body_gone)
+            cancel_body = (first and self._joiner is None and body is not None and not self._body_gone
                            and not body._cancel_pending and not body._cancelled)
             self._body_cancelled |= cancel_body
         for t in siblings:
@@ -102,6 +103,7 @@ class TaskGroup:
         failures are logged.
         """
         with self._lock:
+            self._body_gone = True       # from now on a failure is logged: the body cannot take it
             if self._closed or not self._errors or self._joiner is not None:
                 return exc
             errors, self._errors = self._errors, []
