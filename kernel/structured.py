@@ -54,10 +54,10 @@ class TaskGroup:
 
     # -- called by the kernel ------------------------------------------------
     def _adopt(self, task):
-        """A child was created (not queued yet): a failed group cancels it before it runs."""
+        """A child was created (not queued yet): a failed or cancelled group cancels it before it runs."""
         with self._lock:
             self._children.add(task)
-            failed = bool(self._errors)
+            failed = self._cancelling
             if self._body is None and task.parent is not None:
                 self._body = body = task.parent
                 if body._owns is None:
@@ -117,7 +117,7 @@ class TaskGroup:
 
     # -- the public rest -----------------------------------------------------
     def cancel(self) -> None:
-        """Cancel every child still running."""
+        """Cancel every child still running, and any spawned from now on."""
         with self._lock:
             self._cancelling = True
             children = list(self._children)

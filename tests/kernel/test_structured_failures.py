@@ -268,6 +268,24 @@ def test_a_child_spawning_into_its_failed_group_gets_a_cancelled_task():
     assert "grandchild" not in ran
 
 
+def test_a_cancelled_group_cancels_children_spawned_afterwards():
+    ran = []
+
+    def child():
+        ran.append("child")
+        yield
+
+    def main():
+        group = TaskGroup()
+        group.cancel()
+        t = yield from group.spawn(child)
+        yield from group.join()          # a cancellation is no failure
+        return t.cancelled
+
+    assert run(main) is True
+    assert ran == []
+
+
 # -- gather ------------------------------------------------------------------------------------
 
 def test_gather_raises_cancelled_for_a_child_cancelled_from_outside():
