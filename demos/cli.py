@@ -79,6 +79,10 @@ app.command("step")(teach_cli.step)
 app.command("trace")(teach_cli.trace)
 app.command("monitor")(teach_cli.monitor)
 
+from genloop.demos import serve  # noqa: E402 - the WSGI server's command
+
+app.command("serve")(serve.serve)
+
 
 def _version(show: bool):
     if show:

@@ -2,6 +2,7 @@
 
 See ``run`` to start, and the README for a tour.
 """
+from .awaitable import coroutine
 from .clock import MonotonicClock, VirtualClock
 from .dispatchers import Dispatcher, Dispatchers
 from .errors import BusyResourceError, Cancelled, ClosedResourceError, QueueClosed, QueueEmpty, QueueFull, Timeout
@@ -31,5 +32,5 @@ __all__ = [
     "TaskGroup", "Cancelled", "Event", "Lock", "Semaphore", "Queue", "QueueClosed",
     "QueueEmpty", "QueueFull", "Future", "Dispatcher", "Dispatchers", "MonotonicClock",
     "VirtualClock", "Instrument", "ClosedResourceError", "BusyResourceError", "park",
-    "notify_closing", "current_kernel", "ChromeTracer", "Gen",
+    "notify_closing", "current_kernel", "ChromeTracer", "Gen", "coroutine",
 ]

@@ -5,6 +5,8 @@ threads: ``kernel.runner`` gives each dispatcher real worker threads, the
 ``Stepper`` simulates them all in one thread. Both call ``step``, ``tick``
 and the same handlers, so neither repeats any trap logic.
 """
+import contextvars
+import functools
 import inspect
 import itertools
 import logging
@@ -22,6 +24,8 @@ from .traps import PARKED
 
 log = logging.getLogger("genloop")
 
+_in_context = contextvars.Context.run   # unbound: Context.run(ctx, fn, *args)
+_gen_send = GeneratorType.send
 _SUSPEND = object()   # a handler's answer: the task is parked or re-queued
 _local = threading.local()   # .kernel: the kernel whose thread this is
 
@@ -50,6 +54,7 @@ def _checked(coro, fn):
 
 
 def _name_of(fn):
+    fn = fn.func if isinstance(fn, functools.partial) else fn    # called with keyword arguments
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
 
 
@@ -165,15 +170,16 @@ class Kernel:
             self.tls.task = task     # the waker that task_woken reports
             for ins in instruments:
                 ins.before_step(task)
-        send = task.coro.send
+        coro, context = task.coro, task.context
+        send = _gen_send if type(coro) is GeneratorType else type(coro).send   # unbound: no method object
         handlers = self._handlers
         trap = None
         try:
             while True:
                 if exc is None:
-                    trap = send(value)
+                    trap = _in_context(context, send, coro, value)   # the task's own contextvars
                 else:
-                    trap = task.coro.throw(exc)
+                    trap = _in_context(context, type(coro).throw, coro, exc)
                     exc = None
                 if trap is None:                      # bare yield: a checkpoint
                     if task._cancel_pending:
@@ -249,6 +255,9 @@ class Kernel:
     def _finish(self, task, result, exc):
         if exc is None and task._cancelled:
             exc = Cancelled()     # it caught Cancelled and returned: joiners still see it
+        if task._owns is not None:
+            for group in task._owns:
+                exc = group._body_exit(task, exc)    # failures of a group it never joined
         with self.lock:
             task.result = result
             task.exception = exc

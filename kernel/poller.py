@@ -27,26 +27,35 @@ MAX_EVENTS = 1024
 class _Fd:
     """One watched fd: who waits on it, and edges that came with nobody waiting.
 
-    Index 0 is reading, 1 writing (``traps.READ``/``WRITE``); four slots rather
-    than two lists keep it at ~80 bytes, which C10K multiplies.
+    Index 0 is reading, 1 writing (``traps.READ``/``WRITE``). The fd is the
+    key, not the object: a socket and its ``makefile()``, or ``sys.stdin`` and
+    ``sys.stdin.buffer``, are one fd with one set of waiters. The first waiter
+    of each direction has its own slots; waiters through other objects (rare)
+    go to ``more``, so the common case stays at ~100 bytes, which C10K
+    multiplies.
     """
 
-    __slots__ = ("fd", "obj", "reader", "writer", "can_read", "can_write")
+    __slots__ = ("fd", "obj", "reader", "writer", "reader_obj", "writer_obj", "more", "can_read", "can_write")
 
     def __init__(self, fd, obj):
         self.fd = fd
-        self.obj = obj
+        self.obj = obj                  # the object last armed with (see Poller.arm)
         self.reader = self.writer = None
+        self.reader_obj = self.writer_obj = None
+        self.more = None                # [mode, obj, task] of further waiters, through other objects
         self.can_read = self.can_write = False
 
     def waiter(self, mode):
         return self.writer if mode else self.reader
 
-    def set_waiter(self, mode, task):
+    def waiter_obj(self, mode):
+        return self.writer_obj if mode else self.reader_obj
+
+    def set_waiter(self, mode, task, obj):
         if mode:
-            self.writer = task
+            self.writer, self.writer_obj = task, obj
         else:
-            self.reader = task
+            self.reader, self.reader_obj = task, obj
 
     def ready(self, mode):
         return self.can_write if mode else self.can_read
@@ -57,9 +66,25 @@ class _Fd:
         else:
             self.can_read = flag
 
+    def take_more(self, mode) -> list:
+        """Remove and return the further waiters for ``mode``."""
+        mine = [t for m, _, t in self.more if m == mode]
+        self.more = [e for e in self.more if e[0] != mode] or None
+        return mine
+
+    def tasks(self):
+        """(mode, task) of every waiter."""
+        first = [(mode, t) for mode, t in enumerate((self.reader, self.writer)) if t is not None]
+        return first + [(m, t) for m, _, t in self.more or ()]
+
 
 def _fileno(f) -> int:
     return f if isinstance(f, int) else f.fileno()
+
+
+def _same(a, b) -> bool:
+    """The same waitable: one object, or one fd number given as an int."""
+    return a is b or (type(a) is int and a == b)
 
 
 class Poller:
@@ -98,19 +123,29 @@ class Poller:
         fd = _fileno(f)
         with self._lock:
             st = self._fds.get(fd)
-            if type(f) is int:
-                # A bare number may name a new file since the last wait: re-arm
-                # it (one epoll_ctl). Pass the file object to wait for free.
-                st = self._register(fd, f, None) if st is None else self._rearm(st)
-            elif st is None or st.obj is not f:
-                st = self._register(fd, f, st)
+            if st is None:
+                st = self._register(fd, f)
+            elif type(f) is int or st.obj is not f:
+                # A bare number, or another object than last time, may name a
+                # new file since (closing a file drops it from epoll): re-arm
+                # the fd (one epoll_ctl); its waiters stay. Waiting again
+                # through the same file object costs no system call.
+                self._rearm(st)
+                st.obj = f
             if st.ready(mode):
                 st.set_ready(mode, False)
                 return None
-            if st.waiter(mode) is not None:
-                raise BusyResourceError(
-                    f"another task is already waiting to {'read' if mode == READ else 'write'} fd {fd}")
-            st.set_waiter(mode, task)
+            first = st.waiter(mode)
+            if first is None:
+                st.set_waiter(mode, task, f)
+            else:
+                if _same(st.waiter_obj(mode), f) or any(m == mode and _same(o, f) for m, o, _ in st.more or ()):
+                    raise BusyResourceError(
+                        f"another task is already waiting to {'read' if mode == READ else 'write'} fd {fd} "
+                        f"through {f!r}")
+                if st.more is None:
+                    st.more = []
+                st.more.append((mode, f, task))
             self.waiting += 1
             if self._sel is not None:  # pragma: no cover
                 self._sel_update(st)
@@ -119,15 +154,28 @@ class Poller:
     def abort(self, task, f, mode) -> bool:
         with self._lock:
             st = self._fds.get(_fileno(f))
-            if st is None or st.waiter(mode) is not task:
+            if st is None:
                 return False
-            st.set_waiter(mode, None)
+            if st.waiter(mode) is task:
+                st.set_waiter(mode, None, None)
+                for i, (m, o, t) in enumerate(st.more or ()):
+                    if m == mode:        # the next waiter through another object moves up
+                        del st.more[i]
+                        st.set_waiter(mode, t, o)
+                        st.more = st.more or None
+                        break
+            else:
+                for i, (m, _, t) in enumerate(st.more or ()):
+                    if m == mode and t is task:
+                        del st.more[i]
+                        st.more = st.more or None
+                        break
+                else:
+                    return False
             self.waiting -= 1
             return True
 
-    def _register(self, fd, f, old):
-        if old is not None:  # the fd number was reused by a new object
-            self._unregister(fd)
+    def _register(self, fd, f):
         st = _Fd(fd, f)
         if self._ep is not None:
             try:
@@ -166,7 +214,7 @@ class Poller:
             if st is None:
                 return []
             self._unregister(fd)
-            woken = [t for t in (st.reader, st.writer) if t is not None]
+            woken = [t for _, t in st.tasks()]
             self.waiting -= len(woken)
         err = ClosedResourceError(9, f"fd {fd} was closed while a task waited on it")
         return [(t, err) for t in woken]
@@ -201,15 +249,23 @@ class Poller:
                         st.can_read = True
                     else:
                         woken.append(st.reader)
-                        st.reader = None
+                        st.reader = st.reader_obj = None
                         self.waiting -= 1
+                        if st.more:
+                            more = st.take_more(0)
+                            woken += more
+                            self.waiting -= len(more)
                 if ev & _OUT:
                     if st.writer is None:
                         st.can_write = True
                     else:
                         woken.append(st.writer)
-                        st.writer = None
+                        st.writer = st.writer_obj = None
                         self.waiting -= 1
+                        if st.more:
+                            more = st.take_more(1)
+                            woken += more
+                            self.waiting -= len(more)
                 if self._sel is not None:  # pragma: no cover
                     self._sel_update(st)
         return woken
@@ -224,8 +280,7 @@ class Poller:
     def snapshot(self) -> list:
         """(fd, mode, task) for every waiter, for the stepper and the monitor."""
         with self._lock:
-            return [(st.fd, mode, t) for st in self._fds.values()
-                    for mode, t in enumerate((st.reader, st.writer)) if t is not None]
+            return [(st.fd, mode, t) for st in self._fds.values() for mode, t in st.tasks()]
 
     def close(self):
         if self._ep is not None:

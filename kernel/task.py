@@ -1,9 +1,12 @@
 """Task: one coroutine and its bookkeeping."""
+import contextvars
 import threading
 import types
 
 from .errors import Cancelled
 from .traps import JOIN
+
+_copy = contextvars.Context.copy   # unbound: no method object per spawn
 
 # Task states, as ``Task.state`` reports them.
 NEW, READY, RUNNING, WAITING, DONE = "new", "ready", "running", "waiting", "done"
@@ -24,7 +27,7 @@ class Task:
         "id", "_name", "coro", "state", "dispatcher", "_pool", "kernel",
         "_value", "_exc", "_abort", "_cancel_pending", "_cancelled", "_lock",
         "_watchers", "_group", "result", "exception", "done", "trap", "parent",
-        "steps", "since", "_waiting", "__weakref__",
+        "steps", "since", "_waiting", "_owns", "context", "__weakref__",
     )
 
     def __init__(self, kernel, coro, name, dispatcher, pool, parent):
@@ -43,6 +46,9 @@ class Task:
         self._lock = threading.Lock()
         self._watchers = None
         self._group = None
+        self._owns = None     # TaskGroups whose body this task is (see structured.TaskGroup)
+        # Every step runs in the task's own Context: a copy of its spawner's (asyncio's rule).
+        self.context = contextvars.copy_context() if parent is None else _copy(parent.context)
         self.result = None
         self.exception = None
         self.done = False
@@ -85,6 +91,11 @@ class Task:
                 self.kernel.wake(self, None, Cancelled())
             else:
                 self._cancel_pending = True
+
+    def _uncancel(self) -> None:
+        """Take back a cancellation the kernel gave for its own reasons (a TaskGroup's, once reported)."""
+        with self._lock:
+            self._cancel_pending = self._cancelled = False
 
     @types.coroutine
     def join(self):

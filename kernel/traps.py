@@ -6,6 +6,7 @@ kind. The functions here are the public way to yield them. They are marked
 ``types.coroutine`` so ``async def`` code can ``await`` them too; generators
 use ``yield from``. A bare ``yield`` is a checkpoint (let others run).
 """
+import functools
 import types
 
 # Kind codes, indexes into the kernel's handler table.
@@ -62,8 +63,8 @@ def wait_writable(f):
 
 
 @types.coroutine
-def with_context(dispatcher, fn, *args):
-    """Run ``fn(*args)`` on ``dispatcher`` and return its value (Kotlin ``withContext``).
+def with_context(dispatcher, fn, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` on ``dispatcher`` and return its value (Kotlin ``withContext``).
 
     A plain callable runs on one of the dispatcher's threads: this is how a
     blocking call leaves the event loop. A generator function runs there as a
@@ -71,12 +72,16 @@ def with_context(dispatcher, fn, *args):
     the caller cancels the work and waits for it to end; a plain call cannot
     be interrupted, so it finishes first.
     """
+    if kwargs:
+        fn, args = functools.partial(fn, *args, **kwargs), ()
     return (yield (CALL, dispatcher, fn, args, None))
 
 
 @types.coroutine
-def timeout_after(seconds: float, fn, *args):
-    """Run generator function ``fn(*args)``; past ``seconds``, cancel it and raise ``Timeout``."""
+def timeout_after(seconds: float, fn, *args, **kwargs):
+    """Run generator function ``fn(*args, **kwargs)``; past ``seconds``, cancel it and raise ``Timeout``."""
+    if kwargs:
+        fn, args = functools.partial(fn, *args, **kwargs), ()
     return (yield (CALL, None, fn, args, seconds))
 
 

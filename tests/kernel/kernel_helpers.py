@@ -7,6 +7,7 @@ sleeps "long enough"; time-driven behaviour runs under ``VirtualClock``.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import time
@@ -80,3 +81,25 @@ def when_state(task, state, action, timeout: float = DEADLINE) -> PlainThread:
     return PlainThread(go, name="plain-waker")
 
 
+
+
+def awaitable_generator_function(fn) -> bool:
+    """True if generator function ``fn`` is marked (``genloop.kernel.coroutine``) so ``await`` works on it."""
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    return code is not None and bool(code.co_flags & inspect.CO_ITERABLE_COROUTINE)
+
+
+def public_generator_functions(namespace) -> dict:
+    """Every public generator function of a module's ``__all__``, including the methods of its classes."""
+    found = {}
+    for name in namespace.__all__:
+        obj = getattr(namespace, name)
+        members = vars(obj).items() if isinstance(obj, type) else [("", obj)]
+        for attr, member in members:
+            if attr.startswith("_"):
+                continue
+            if isinstance(member, (staticmethod, classmethod)):
+                member = member.__func__
+            if inspect.isgeneratorfunction(member):
+                found[f"{name}.{attr}" if attr else name] = member
+    return found

@@ -1,0 +1,12 @@
+"""A WSGI server in the reactor shape: connections on the kernel, the app on a pool of threads.
+
+``server = yield from serve_wsgi(app, "127.0.0.1", 8000, threads=8)`` inside
+``run``; the ``genloop serve`` command builds on it. See docs/serve.md.
+"""
+from .request import MAX_BODY, SPOOL_SIZE
+from .response import OUTPUT_HIGH_WATER, FileWrapper
+from .server import APP_TIMEOUT, DEFAULT_THREADS, IO_TIMEOUT, KEEP_ALIVE, WsgiService, serve_wsgi
+from .transport import bind_unix
+
+__all__ = ["serve_wsgi", "WsgiService", "FileWrapper", "bind_unix", "DEFAULT_THREADS", "SPOOL_SIZE", "MAX_BODY",
+           "KEEP_ALIVE", "APP_TIMEOUT", "IO_TIMEOUT", "OUTPUT_HIGH_WATER"]

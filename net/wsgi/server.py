@@ -1,0 +1,424 @@
+"""The connection side of the WSGI server: one coroutine per connection on the kernel.
+
+A connection reads and parses on Main (``request.RequestReader``), reads the
+whole body (in memory up to ``SPOOL_SIZE``, then in a temporary file, as nginx
+and waitress do), and only then hands the request to the app's pool: so a slow
+client, an idle keep-alive connection or a slow upload costs a coroutine,
+never a thread. The app runs on the pool (``response.run_app``) and hands
+its response back through the connection's ``Outbox``; the connection sends
+it, waiting whenever the socket is full, and reports every part sent, which
+is the back-pressure the app's thread waits on.
+
+Timeouts cost no timer per request (as in ``net.http``): a waiting connection
+copies a coarse deadline and one sweeper per server cancels the connections
+past theirs, every ``sweep_every`` seconds.
+"""
+import logging
+import os
+import socket as _socket
+import threading
+
+from httptools import HttpParserError, HttpParserUpgrade
+
+from genloop.kernel import Cancelled, Dispatchers, current_kernel, current_task, sleep, spawn
+from genloop.net.http import HEADER_TIMEOUT, LINGER_TIMEOUT, MAX_HEAD, READ_SIZE
+from genloop.net.socket import Socket
+from genloop.net.tcp import DEFAULT_BACKLOG, Server, listen
+
+from .accesslog import AccessLog
+from .environ import base_environ, build_environ
+from .request import BODY, HEAD, MAX_BODY, Reject, RequestReader
+from .response import FileWrapper, Outbox, run_app
+from .transport import Plain, Tls, UnixServer
+
+log = logging.getLogger("genloop.net.wsgi")
+
+#: Seconds an idle keep-alive connection is kept (gunicorn's ``--keep-alive`` default).
+KEEP_ALIVE = 2.0
+#: Seconds an app may take to start its response before the client gets 503 (gunicorn's ``--timeout``; 0: none).
+APP_TIMEOUT = 30.0
+#: Seconds a request body may stall, or a client may not read our response, before the connection is cut
+#: (nginx's ``client_body_timeout`` and ``send_timeout`` are 60).
+IO_TIMEOUT = 30.0
+#: Threads of the app's pool when neither ``threads`` nor ``pool`` is given (waitress's default).
+DEFAULT_THREADS = 4
+#: Longest pause between two sweeps for expired deadlines.
+MAX_SWEEP = 1.0
+
+_INF = float("inf")
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CHUNK_END = b"0\r\n\r\n"
+_ERRORS = {
+    400: b"Bad Request", 413: b"Content Too Large", 431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error", 503: b"Service Unavailable",
+}
+
+def _error(status: int, keep_alive: bool = False) -> bytes:
+    reason = _ERRORS[status]
+    return b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        status, reason, len(reason), b"" if keep_alive else b"Connection: close\r\n", reason)
+
+
+class WsgiService:
+    """A WSGI app, its pool, limits and live connections; ``handle`` is the ``Server``'s handler.
+
+    ``pool`` is the dispatcher the app runs on (each request's call, its
+    iteration and its ``close()`` on one of its threads). ``tls`` is an
+    ``ssl.SSLContext`` or None. Once ``closing`` (the server was closed),
+    responses say ``Connection: close`` and connections between requests
+    are cancelled.
+    """
+
+    def __init__(self, app, pool, clock, *, base: dict, tls=None, unix=False, access_log=None,
+                 max_head=MAX_HEAD, max_body=MAX_BODY, keep_alive=KEEP_ALIVE, header_timeout=HEADER_TIMEOUT,
+                 app_timeout=APP_TIMEOUT, io_timeout=IO_TIMEOUT):
+        self.app = app
+        self.pool = pool
+        self.clock = clock
+        self.base = base
+        self.tls = tls
+        self.unix = unix
+        self.access_log = access_log
+        self.max_head = max_head
+        self.max_body = max_body
+        self.keep_alive = keep_alive
+        self.header_timeout = header_timeout
+        self.app_timeout = app_timeout
+        self.io_timeout = io_timeout
+        self.sweep_every = min(MAX_SWEEP, *(t / 4 for t in (keep_alive, header_timeout, app_timeout, io_timeout) if t > 0))
+        self.closing = False
+        self._live = set()
+        self._lock = threading.Lock()
+        self._jobs = 0
+        self._advance(clock())
+
+    def _advance(self, now):
+        self.now = now + self.sweep_every       # deadlines one sweep late: never cut early
+
+    @property
+    def jobs(self) -> int:
+        """Requests whose app call is still running on the pool."""
+        return self._jobs
+
+    def _select(self, pick):
+        with self._lock:
+            return [c for c in self._live if pick(c)]
+
+    def sweep(self):
+        """Cancel every connection past its deadline and flush the access log, until the server closes."""
+        try:
+            while True:
+                yield from sleep(self.sweep_every)
+                now = self.clock()
+                self._advance(now)
+                for conn in self._select(lambda c: c.deadline < now):
+                    conn.timed_out = True
+                    conn.task.cancel()
+                if self.access_log is not None:
+                    self.access_log.flush()
+        finally:
+            self.closing = True
+            for conn in self._select(lambda c: not c.busy and c.state != BODY):
+                conn.task.cancel()
+            if self.access_log is not None:
+                self.access_log.flush()
+
+    def handle(self, stream):
+        """Serve one connection until it closes, errs or times out."""
+        conn = RequestReader(self.max_head, self.max_body)
+        conn.task = yield from current_task()
+        sock = stream.socket
+        transport = Tls(sock.sock, self.tls) if self.tls is not None else Plain(sock.sock)
+        with self._lock:
+            self._live.add(conn)
+        try:
+            yield from self._serve(sock, transport, conn, None if self.unix else stream.peer)
+        finally:
+            with self._lock:
+                self._live.discard(conn)
+            conn.discard()
+            if conn.outbox is not None:
+                conn.outbox.abandon()
+
+    def _serve(self, socket, transport, conn, peer):
+        """The read loop: parse, answer every request a read completed, in order."""
+        recv = transport.recv
+        wait_read = socket._wait_read
+        feed = conn.parser.feed_data
+        ready = conn.ready
+        drains = transport.drains
+        drained = False
+        while True:
+            if drained:
+                if conn.state == HEAD:
+                    if not conn.head_deadline:
+                        conn.head_deadline = self.now + self.header_timeout
+                    conn.deadline = conn.head_deadline
+                elif conn.state == BODY:
+                    conn.deadline = self.now + self.io_timeout
+                else:
+                    conn.deadline = self.now + self.keep_alive
+                yield wait_read
+                conn.deadline = _INF
+            try:
+                data = recv(READ_SIZE)
+            except BlockingIOError:
+                drained = True
+                continue
+            if not data:
+                return
+            drained = drains and len(data) < READ_SIZE
+            error = None
+            try:
+                feed(data)
+            except HttpParserUpgrade:
+                error = 0                          # answer what came before, then close
+            except HttpParserError as e:
+                reject = e.__context__
+                error = reject.status if isinstance(reject, Reject) else 400
+            if conn.state == HEAD and not ready and error is None:
+                # httptools buffers an unfinished field out of the callbacks'
+                # sight: bound it by the reads that held nothing but this head.
+                conn.head_read += len(data)
+                if conn.head_read > self.max_head:
+                    error = 431
+            keep_alive = True
+            if ready:
+                conn.busy = True
+                while ready and keep_alive:
+                    keep_alive = yield from self._respond(socket, transport, conn, ready.pop(0), peer)
+                conn.busy = False
+            if error is not None and keep_alive:    # after a close, the rest is just dropped
+                if error:
+                    yield from self._send(socket, transport, conn, _error(error))
+                    yield from self._linger(socket, conn)
+                return
+            if not keep_alive:
+                return
+            if conn.pending_continue:
+                conn.pending_continue = False
+                yield from self._send(socket, transport, conn, _CONTINUE)
+
+    def _respond(self, socket, transport, conn, request, peer):
+        """Run the app for ``request`` and send its response; returns whether the connection goes on."""
+        method, target, headers, version, keep_alive, body, body_size = request
+        outbox = conn.outbox
+        if outbox is None:
+            outbox = conn.outbox = Outbox()
+        with self._lock:
+            self._jobs += 1
+        code, sent = 500, 0
+        try:
+            yield from spawn(self._job, method, target, headers, version, body, body_size, peer, outbox,
+                             transport.sendfile, dispatcher=self.pool, name="wsgi-app")
+            if self.app_timeout:
+                conn.deadline = self.now + self.app_timeout
+            try:
+                part = yield from outbox.queue.get()
+            except Cancelled:
+                if conn.timed_out:                  # --timeout: answer, best effort, without waiting
+                    code = 503
+                    log.error("%s %s: no response within %s s; answering 503", method, target.decode("latin-1"),
+                              self.app_timeout)
+                    try:
+                        transport.send(_error(503))
+                        transport.flush()
+                    except OSError:
+                        pass
+                raise
+            conn.deadline = _INF
+            keep = keep_alive and not self.closing
+            if part is None:                        # the app failed before its head
+                code = 500
+                data = _error(500, keep)
+                yield from self._send(socket, transport, conn, data)
+                return keep
+            code, head, length, closes, chunks, done = part
+            keep, sent = yield from self._send_response(socket, transport, conn, outbox, version, keep and not closes,
+                                                        method == "HEAD", code, head, length, chunks, done)
+            return keep
+        finally:
+            body.close()
+            if self.access_log is not None:
+                self.access_log.log(peer, method, target, version, code, sent, headers)
+
+    def _job(self, method, target, headers, version, body, body_size, peer, outbox, sendfile):
+        """On a pool thread: build the environ, run the app; never raises."""
+        try:
+            environ = build_environ(self.base, method, target, version, headers, body, body_size, peer)
+            run_app(self.app, environ, outbox, sendfile)
+        finally:
+            with self._lock:
+                self._jobs -= 1
+        return
+        yield  # pragma: no cover - a generator function, so spawn runs it on the pool
+
+    def _send_response(self, socket, transport, conn, outbox, version, keep, head_only, code, head, length,
+                       chunks, done):
+        """Frame and send the response whose head part came; returns ``(keep_alive, body bytes sent)``."""
+        bodyless = code < 200 or code == 204 or code == 304
+        wrapper = chunks if type(chunks) is FileWrapper else None
+        framing = b""
+        chunked = False
+        if wrapper is not None:
+            count = wrapper.plan[2] if length is None else min(length, wrapper.plan[2])
+            if length is None:
+                framing = b"Content-Length: %d\r\n" % count
+        elif bodyless or length is not None:
+            pass
+        elif done:
+            framing = b"Content-Length: %d\r\n" % sum(map(len, chunks))
+        elif version == "1.1":
+            framing = b"Transfer-Encoding: chunked\r\n"
+            chunked = True
+        else:
+            keep = False                            # HTTP/1.0: the close ends the body
+        if not keep:
+            framing += b"Connection: close\r\n"
+        elif version == "1.0":
+            framing += b"Connection: keep-alive\r\n"
+        send_body = not (head_only or bodyless)
+        remaining = length if length is not None else _INF
+        sent = 0
+        out = [head, framing, b"\r\n"]
+        try:
+            if wrapper is not None:
+                yield from self._send(socket, transport, conn, b"".join(out))
+                if send_body:
+                    sent = yield from self._sendfile(socket, conn, wrapper.plan[0], wrapper.plan[1], count)
+                    keep = keep and sent == count
+                return keep, sent
+            while True:
+                size = 0
+                if chunks:
+                    size = sum(map(len, chunks))
+                    if send_body:
+                        if remaining < size:              # more than its Content-Length: cut there
+                            data = b"".join(chunks)[:remaining]
+                            chunks = [data] if data else []
+                        for chunk in chunks:
+                            if chunked:
+                                out += (b"%x\r\n" % len(chunk), chunk, b"\r\n")
+                            else:
+                                out.append(chunk)
+                            sent += len(chunk)
+                            remaining -= len(chunk)
+                if done and chunked and send_body:
+                    out.append(_CHUNK_END)
+                if out:
+                    yield from self._send(socket, transport, conn, out[0] if len(out) == 1 else b"".join(out))
+                    out.clear()
+                if size:
+                    outbox.sent(size)
+                if done:
+                    break
+                part = yield from outbox.queue.get()
+                if part is None:                  # the app failed mid-body: cut, so the client sees it
+                    return False, sent
+                chunks, done = part
+            if length is not None and send_body and sent < length:
+                keep = False                      # fewer bytes than promised: the client would wait
+            return keep, sent
+        finally:
+            if wrapper is not None and hasattr(wrapper, "close"):
+                wrapper.close()
+
+    def _send(self, socket, transport, conn, data):
+        """Send all of ``data``, waiting while the client does not read (up to ``io_timeout``)."""
+        send = transport.send
+        try:
+            n = send(data)
+        except BlockingIOError:
+            n = 0
+        if n < len(data):
+            view = memoryview(data)[n:]
+            while view:
+                try:
+                    view = view[send(view):]
+                except BlockingIOError:
+                    yield from self._wait_writable(socket, conn)
+        while not transport.flush():
+            yield from self._wait_writable(socket, conn)
+
+    def _wait_writable(self, socket, conn):
+        conn.deadline = self.now + self.io_timeout
+        yield socket._wait_write
+        conn.deadline = _INF
+
+    def _sendfile(self, socket, conn, fd, offset, count):
+        """``os.sendfile`` from the file to the socket; the bytes sent."""
+        out = socket.sock.fileno()
+        sent = 0
+        while sent < count:
+            try:
+                n = os.sendfile(out, fd, offset + sent, count - sent)
+            except BlockingIOError:
+                yield from self._wait_writable(socket, conn)
+                continue
+            if not n:                             # the file shrank
+                break
+            sent += n
+        return sent
+
+    def _linger(self, socket, conn):
+        """Half-close, then drop what the client still sends until it closes too (lingering close)."""
+        sock = socket.sock
+        try:
+            sock.shutdown(_socket.SHUT_WR)
+        except OSError:
+            return
+        conn.deadline = self.clock() + LINGER_TIMEOUT
+        while True:
+            try:
+                if not sock.recv(READ_SIZE):
+                    return
+            except BlockingIOError:
+                yield socket._wait_read
+            except OSError:
+                return
+
+
+def _listener_name(sock) -> tuple:
+    """``(SERVER_NAME, SERVER_PORT)`` of a listening socket."""
+    addr = sock.getsockname()
+    if isinstance(addr, str):
+        return "localhost", "80"
+    return addr[0], str(addr[1])
+
+
+def serve_wsgi(app, host: str = "127.0.0.1", port: int = 0, *, threads: int | None = None, pool=None,
+               sock=None, ssl=None, reuse_port: bool = False, backlog: int = DEFAULT_BACKLOG,
+               access_log=None, script_name: str = "", multiprocess: bool = False, **limits):
+    """Serve the WSGI ``app`` on ``host:port``; a trap returning the listening ``Server``.
+
+    ``server = yield from serve_wsgi(app, "127.0.0.1", 0, threads=8)``. The app
+    runs on ``pool`` (a dispatcher) or, by default, on ``Dispatchers.IO.limited(threads)``
+    (``threads`` defaults to ``DEFAULT_THREADS``). ``sock`` is an already listening socket
+    (TCP or Unix) to serve instead of binding ``host:port``; ``ssl`` an
+    ``ssl.SSLContext`` for HTTPS; ``access_log`` a text stream for the
+    combined log; ``limits`` are ``WsgiService``'s (``keep_alive``,
+    ``app_timeout``, ``io_timeout``, ``header_timeout``, ``max_head``, ``max_body``).
+    """
+    if pool is None:
+        pool = Dispatchers.IO.limited(threads or DEFAULT_THREADS)
+    if sock is None:
+        listener = listen(host, port, backlog=backlog, reuse_port=reuse_port)
+    else:
+        listener = Socket(sock)
+    unix = listener.sock.family == getattr(_socket, "AF_UNIX", None)
+    server_name, server_port = _listener_name(listener.sock)
+    base = base_environ(scheme="https" if ssl is not None else "http", server_name=server_name,
+                        server_port=server_port, script_name=script_name, multiprocess=multiprocess,
+                        file_wrapper=FileWrapper)
+    service = WsgiService(app, pool, current_kernel().clock.now, base=base, tls=ssl, unix=unix,
+                          access_log=AccessLog(access_log) if access_log is not None else None, **limits)
+    if unix:
+        server = UnixServer(service.handle, listener, listener.sock.getsockname())
+    else:
+        server = Server(service.handle, listener)
+    server.name = "wsgi"
+    server.service = service
+    yield from server.start()
+    yield from server.start_service(service.sweep, name="wsgi-sweeper")
+    return server
+

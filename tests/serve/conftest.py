@@ -1,0 +1,4 @@
+"""The serve tests need the test extra's frameworks and clients."""
+import pytest
+
+pytest.importorskip("httpx")
