@@ -14,6 +14,7 @@ import socket
 import threading
 
 from .introspect import describe, frames, task_tree
+from .task import RUNNING, WAITING
 
 log = logging.getLogger("genloop")
 
@@ -187,7 +188,7 @@ class Monitor:
 
     def _waits(self, task):
         """What ``task`` waits for, in words, and for how long."""
-        if task.state != "waiting":
+        if task.state != WAITING:
             return "", ""
         return describe(task.trap), f"{self.kernel.clock.now() - task.since:.2f} s"
 
@@ -203,7 +204,7 @@ class Monitor:
         task = self._task(ident)
         waits, since = self._waits(task)
         head = f"task #{task.id} {task.name}: {task.state}" + (f", {waits} for {since}" if waits else "")
-        if task.state == "running":
+        if task.state == RUNNING:
             head += " (still executing: the innermost frame is below the last one shown)"
         lines = [head]
         for filename, lineno, function, source in frames(task):
@@ -223,7 +224,7 @@ class Monitor:
         kernel = self.kernel
         live = self._live()
         with kernel.lock:
-            pools = [p for p in kernel.pools.values() if p is not None and not p.limited]
+            pools = [p for p in kernel.pools.values() if not p.limited]
         lines = ["dispatcher  workers                      live tasks  their steps  queued"]
         for pool in pools:
             mine = [t for t in live if _home(t) is pool]
@@ -244,9 +245,11 @@ def _send(conn, data) -> bool:
 
 
 def _home(task):
-    """The pool whose workers step ``task`` (a limited view's parent; None for Unconfined)."""
+    """The pool whose workers step ``task`` (under its limited views; Unconfined's has none)."""
     pool = task._pool
-    return pool.parent if pool is not None and pool.limited else pool
+    while pool.limited:
+        pool = pool.parent
+    return pool
 
 
 def _short(filename: str) -> str:

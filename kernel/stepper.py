@@ -11,10 +11,13 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from .clock import VirtualClock
-from .core import Kernel, _local
+from .core import Kernel
+from .current import set_current_kernel
 from .dispatchers import Dispatchers
 from .instruments import Instrument
 from .introspect import describe, where
+from .runqueue import LimitedPool
+from .task import READY
 
 #: Simulated worker threads per dispatcher, unless ``threads=`` says otherwise.
 DEFAULT_SIM_THREADS = {"Default": 2, "IO": 2}
@@ -32,7 +35,7 @@ class SimPool:
         self.workers = [name] if name == "Main" else [f"{name}-{i + 1}" for i in range(size)]
 
     def push(self, task):
-        task.state = "ready"
+        task.state = READY
         self.queue.append(task)
 
     def poke(self):
@@ -90,7 +93,8 @@ class Stepper:
         self._trap = _LastTrap()
         self.kernel = Kernel(clock=clock or VirtualClock(), instruments=(self._trap, *instruments),
                              thread_sizes=sizes,
-                             make_pool=SimPool, main_pool=lambda k: SimPool(k, "Main", 1))
+                             make_pool=SimPool, make_limited=LimitedPool,
+                             main_pool=lambda k: SimPool(k, "Main", 1))
         self.clock = self.kernel.clock
         self.number = 0
         self._turn = 0
@@ -107,7 +111,7 @@ class Stepper:
         return out
 
     def _pools(self):
-        return [p for p in self.kernel.pools.values() if p is not None and not p.limited]
+        return [p for p in self.kernel.pools.values() if not p.limited]
 
     def _next(self):
         workers = self._workers()
@@ -199,12 +203,12 @@ class Stepper:
         home = task._pool
         kernel = self.kernel
         kernel.tls.pool = pool
-        _local.kernel = kernel
+        set_current_kernel(kernel)
         try:
             kernel.step(task)
         finally:
-            _local.kernel = None
-        if home is not None and home.limited:
+            set_current_kernel(None)
+        if home.limited:
             home.release()
         return task
 
