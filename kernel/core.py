@@ -106,6 +106,7 @@ class Kernel:
         self.stats = {"polls": 0, "slow_steps": 0}
         self.shutting_down = False
         self.interrupted = None             # a KeyboardInterrupt/SystemExit from a worker, for run()
+        self.stopping = False               # the root has ended, or interrupted is set: Main stops
         self.monitor = None                 # the live console, when run() started one
         self._arm_sleep, self._abort_sleep = self._arm_sleep, self._abort_sleep
         self._arm_io, self._abort_io = self._arm_io, self._abort_io
@@ -266,6 +267,11 @@ class Kernel:
         """A ``KeyboardInterrupt``/``SystemExit`` raised off Main: make ``run`` stop with it."""
         if self.interrupted is None:
             self.interrupted = exc
+        self.stop()
+
+    def stop(self):
+        """Make the Main loop stop turning (from any thread): the root ended, or an interrupt."""
+        self.stopping = True
         self.main_pool.poke()
 
     def _take_cancel(self, task):

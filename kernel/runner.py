@@ -66,9 +66,9 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
         root = kernel.new_task(main, args, Dispatchers.Main, None, None)
         # run() reports the outcome (no "nobody joined" log); the root may end
         # on any thread (switch_to, Unconfined), and its end wakes Main.
-        kernel.watch(root, lambda t: kernel.main_pool.poke())
+        kernel.watch(root, lambda t: kernel.stop())
         try:
-            loop(kernel, lambda: root.done or kernel.interrupted is not None, watchdog)
+            loop(kernel, lambda: kernel.stopping, watchdog)
             if kernel.interrupted is not None:
                 raise kernel.interrupted     # Ctrl-C or exit() in a task on a worker thread
         except (KeyboardInterrupt, SystemExit):
