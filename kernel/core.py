@@ -19,7 +19,7 @@ from .dispatchers import Dispatcher, Dispatchers
 from .errors import Cancelled, Timeout
 from .instruments import guarded
 from .poller import Poller
-from .runqueue import UnconfinedPool
+from .runqueue import RunQueue, UnconfinedPool
 from .task import DONE, RUNNING, WAITING, Task
 from .timers import Timers
 from .traps import CALL, CURRENT, IO, JOIN, PARK, PARKED, SLEEP, SPAWN, SWITCH, TRAP_CODES
@@ -113,7 +113,7 @@ class Kernel:
         self._handlers = tuple(getattr(self, _HANDLERS[code]) for code in range(len(TRAP_CODES)))
 
     # -- pools ---------------------------------------------------------------
-    def pool_for(self, dispatcher):
+    def pool_for(self, dispatcher) -> RunQueue:
         """The run queue of ``dispatcher`` in this kernel, made on first use."""
         pool = self.pools.get(dispatcher)
         if pool is not None:
@@ -159,7 +159,7 @@ class Kernel:
                 self.retired.append(pool)
         self.retired = [p for p in self.retired if p.threads]
 
-    def here(self):
+    def here(self) -> RunQueue:
         """The pool of the calling thread (Main for threads the kernel does not own)."""
         return getattr(self.tls, "pool", None) or self.main_pool
 

@@ -98,9 +98,11 @@ class _Worker:
 
     ``batch`` holds the tasks taken from the shared queue and not stepped
     yet, ``out`` the tasks its steps re-queued; ``current`` is the task being
-    stepped. Both deques are only ever appended to and popped from, one item
-    at a time, which ``collections.deque`` documents as thread-safe: each task
-    is popped by exactly one thread, its owner or a thief.
+    stepped. Off the pool's lock, the owner only pops ``batch`` and appends
+    to ``out``, one item at a time, which ``collections.deque`` documents as
+    thread-safe; everything else (filling ``batch``, flushing ``out``, a
+    thief's taking) happens under the pool's lock. So each task is taken by
+    exactly one thread, its owner or a thief.
     """
 
     __slots__ = ("name", "batch", "out", "current", "seen")
@@ -178,7 +180,7 @@ class ThreadPool:
         local = self.local
         local.out = out = me.out
         batch = me.batch
-        take, put_back = batch.popleft, queue.append
+        take = batch.popleft
         with cond:
             self._batches.append(me)
         while True:
@@ -190,7 +192,7 @@ class ThreadPool:
                     self.idle_count += 1
                     if kernel.clock.virtual:
                         kernel.main_pool.poke()
-                    others = any(w.batch for w in self._batches)
+                    others = any(w.batch or w.out for w in self._batches)
                     woke = cond.wait(STEAL_AFTER if others else keepalive)
                     self.idle_count -= 1
                     if others:
@@ -218,23 +220,19 @@ class ThreadPool:
             # Drop the last task: an idle worker must not keep it (and its dispatcher) alive.
             local.current = me.current = task = home = None
             if out:
+                # Under cond, as a thief takes from ``out``; only this thread appends to it.
                 with cond:
                     self.pushes += 1
-                    moved = 0
-                    try:
-                        while True:
-                            put_back(out.popleft())
-                            moved += 1
-                    except IndexError:
-                        pass
+                    queue.extend(out)
                     if self.idle_count:
-                        cond.notify(moved)
+                        cond.notify(len(out))
+                    out.clear()
 
     def _steal(self, me):
         """Hand back the batch of every sibling stuck in one step since our last look (under cond)."""
         moved = 0
         for w in self._batches:
-            if w is me or not w.batch:
+            if w is me or not (w.batch or w.out):
                 continue
             task = w.current
             seen = None if task is None else (task, task.steps)

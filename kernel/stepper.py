@@ -24,7 +24,7 @@ DEFAULT_SIM_THREADS = {"Default": 2, "IO": 2}
 
 
 class SimPool:
-    """A run queue and its simulated workers: FIFO, no threads."""
+    """A run queue and its simulated workers: FIFO, no threads (a ``runqueue.RunQueue``)."""
 
     limited = False
     pushes = 0        # one thread: nothing can push while the kernel looks

@@ -334,6 +334,33 @@ def test_a_long_step_does_not_hold_back_the_rest_of_its_batch():
     assert took < 0.3
 
 
+@pytest.mark.concurrency
+def test_stolen_batches_lose_and_repeat_no_step():
+    """Tasks that re-queue themselves while some steps run long: every step runs exactly once."""
+    counts = [0] * 64
+
+    def worker(i):
+        for k in range(20):
+            counts[i] += 1
+            if i % 16 == 0 and k % 5 == 0:
+                time.sleep(0.01)      # a long step: its worker's batch gets stolen
+            yield
+        return i
+
+    def main():
+        tasks = []
+        for i in range(64):
+            tasks.append((yield from spawn(worker, i, dispatcher=Dispatchers.Default)))
+        out = []
+        for t in tasks:
+            out.append((yield from timeout_after(DEADLINE, t.join)))
+        return out
+
+    result, _ = _run_bounded(main, default_threads=2)
+    assert result == list(range(64))
+    assert counts == [20] * 64
+
+
 # -- 10. self-join ------------------------------------------------------------------------
 
 def test_joining_itself_raises_at_once():
