@@ -97,22 +97,20 @@ class _Worker:
     """One worker thread's batch, where an idle sibling can reach it (``ThreadPool._steal``).
 
     ``batch`` holds the tasks taken from the shared queue and not stepped
-    yet, ``out`` the tasks its steps re-queued; ``current`` is the task being
-    stepped. Off the pool's lock, the owner only pops ``batch`` and appends
+    yet, ``out`` the tasks its steps re-queued. Off the pool's lock, the owner only pops ``batch`` and appends
     to ``out``, one item at a time, which ``collections.deque`` documents as
     thread-safe; everything else (filling ``batch``, flushing ``out``, a
     thief's taking) happens under the pool's lock. So each task is taken by
     exactly one thread, its owner or a thief.
     """
 
-    __slots__ = ("name", "batch", "out", "current", "seen")
+    __slots__ = ("name", "batch", "out", "seen")
 
     def __init__(self, name):
         self.name = name
         self.batch = deque()
         self.out = deque()
-        self.current = None
-        self.seen = None      # (task, its step count) at a thief's latest look
+        self.seen = None      # (next task of the batch, len(out)) at a thief's latest look
 
 
 class ThreadPool:
@@ -180,7 +178,7 @@ class ThreadPool:
         local = self.local
         local.out = out = me.out
         batch = me.batch
-        take = batch.popleft
+        take, fill, pop = batch.popleft, batch.append, queue.popleft
         with cond:
             self._batches.append(me)
         while True:
@@ -189,26 +187,27 @@ class ThreadPool:
                     if self.closing:
                         self._retire(me)
                         return
+                    busy = self._steal(me)
+                    if queue:
+                        break
                     self.idle_count += 1
                     if kernel.clock.virtual:
                         kernel.main_pool.poke()
-                    others = any(w.batch or w.out for w in self._batches)
-                    woke = cond.wait(STEAL_AFTER if others else keepalive)
+                    # A sibling with work in hand: look again after STEAL_AFTER.
+                    woke = cond.wait(STEAL_AFTER if busy else keepalive)
                     self.idle_count -= 1
-                    if others:
-                        self._steal(me)
-                    elif not woke and not queue and self.elastic:
+                    if not woke and not busy and not queue and self.elastic:
                         self._retire(me)
                         return
                 # IO steps block: one at a time, so a blocking call never holds others back.
                 n = 1 if self.elastic else min(BATCH, len(queue) // len(self.threads) or 1)
                 for _ in range(n):
-                    batch.append(queue.popleft())
+                    fill(pop())
             try:
                 while True:
                     task = take()     # IndexError: the batch is done (or a thief took the rest)
                     home = task._pool
-                    local.current = me.current = task
+                    local.current = task
                     try:
                         step(task)
                     except (KeyboardInterrupt, SystemExit) as e:
@@ -218,7 +217,7 @@ class ThreadPool:
             except IndexError:
                 pass
             # Drop the last task: an idle worker must not keep it (and its dispatcher) alive.
-            local.current = me.current = task = home = None
+            local.current = task = home = None
             if out:
                 # Under cond, as a thief takes from ``out``; only this thread appends to it.
                 with cond:
@@ -228,16 +227,27 @@ class ThreadPool:
                         cond.notify(len(out))
                     out.clear()
 
-    def _steal(self, me):
-        """Hand back the batch of every sibling stuck in one step since our last look (under cond)."""
+    def _steal(self, me) -> bool:
+        """Hand back the batch of every sibling stuck in one step since our last look (under cond).
+
+        Returns whether some sibling has work in hand (worth another look).
+
+        A worker that has taken no task from its batch and re-queued none
+        since the latest look (``STEAL_AFTER`` ago) is in one long step:
+        reading that costs its owner nothing per step.
+        """
         moved = 0
+        busy = False
         for w in self._batches:
             if w is me or not (w.batch or w.out):
                 continue
-            task = w.current
-            seen = None if task is None else (task, task.steps)
-            if seen is None or seen != w.seen:
-                w.seen = seen         # busy, or moving on: look again after STEAL_AFTER
+            busy = True
+            try:
+                seen = (w.batch[0] if w.batch else None, len(w.out))
+            except IndexError:        # its owner took the last one meanwhile: not stuck
+                continue
+            if seen != w.seen:
+                w.seen = seen         # moving on: look again after STEAL_AFTER
                 continue
             for tasks in (w.batch, w.out):
                 try:
@@ -249,6 +259,7 @@ class ThreadPool:
         if moved:
             self.pushes += 1
             self.cond.notify(moved)
+        return busy
 
     def _retire(self, me):
         self.threads.remove(threading.current_thread())

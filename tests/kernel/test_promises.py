@@ -336,29 +336,48 @@ def test_a_long_step_does_not_hold_back_the_rest_of_its_batch():
 
 @pytest.mark.concurrency
 def test_stolen_batches_lose_and_repeat_no_step():
-    """Tasks that re-queue themselves while some steps run long: every step runs exactly once."""
-    counts = [0] * 64
+    """As above, but the tasks behind the long step re-queue themselves 20 times: whatever a
+    thief takes from the stuck worker (its batch, its re-queued tasks), every step runs once."""
+    gate = threading.Event()
+    release = threading.Event()
+    counts = [0] * 63
+
+    def blocker():
+        gate.wait(DEADLINE)
+        yield
+
+    def slow():
+        release.wait(DEADLINE)
+        yield
 
     def worker(i):
-        for k in range(20):
+        for _ in range(20):
             counts[i] += 1
-            if i % 16 == 0 and k % 5 == 0:
-                time.sleep(0.01)      # a long step: its worker's batch gets stolen
             yield
         return i
 
     def main():
+        blockers = []
+        for _ in range(2):
+            blockers.append((yield from spawn(blocker, dispatcher=Dispatchers.Default)))
+        yield from until(lambda: all(b.state == RUNNING for b in blockers))
         tasks = []
-        for i in range(64):
+        for i in range(63):          # the long step in mid-batch: some tasks ran before it
+            if i == 16:
+                yield from spawn(slow, dispatcher=Dispatchers.Default)
             tasks.append((yield from spawn(worker, i, dispatcher=Dispatchers.Default)))
-        out = []
-        for t in tasks:
-            out.append((yield from timeout_after(DEADLINE, t.join)))
+        gate.set()
+        try:
+            out = []
+            for t in tasks:
+                out.append((yield from timeout_after(DEADLINE, t.join)))
+        finally:
+            release.set()
         return out
 
     result, _ = _run_bounded(main, default_threads=2)
-    assert result == list(range(64))
-    assert counts == [20] * 64
+    assert result == list(range(63))
+    assert counts == [20] * 63
 
 
 # -- 10. self-join ------------------------------------------------------------------------
