@@ -97,11 +97,12 @@ class _Worker:
     """One worker thread's batch, where an idle sibling can reach it (``ThreadPool._steal``).
 
     ``batch`` holds the tasks taken from the shared queue and not stepped
-    yet, ``out`` the tasks its steps re-queued. Off the pool's lock, the owner only pops ``batch`` and appends
-    to ``out``, one item at a time, which ``collections.deque`` documents as
-    thread-safe; everything else (filling ``batch``, flushing ``out``, a
-    thief's taking) happens under the pool's lock. So each task is taken by
-    exactly one thread, its owner or a thief.
+    yet, ``out`` the tasks its steps re-queued. Off the pool's lock, the
+    owner only pops ``batch`` and appends to ``out``, one item at a time,
+    which ``collections.deque`` documents as thread-safe; everything else
+    (filling ``batch``, flushing ``out``, a thief's taking) happens under the
+    pool's lock. So each task is taken by exactly one thread, its owner or a
+    thief.
     """
 
     __slots__ = ("name", "batch", "out", "seen")
@@ -203,19 +204,19 @@ class ThreadPool:
                 n = 1 if self.elastic else min(BATCH, len(queue) // len(self.threads) or 1)
                 for _ in range(n):
                     fill(pop())
-            try:
-                while True:
-                    task = take()     # IndexError: the batch is done (or a thief took the rest)
-                    home = task._pool
-                    local.current = task
-                    try:
-                        step(task)
-                    except (KeyboardInterrupt, SystemExit) as e:
-                        kernel.interrupt(e)      # Main stops run(); this worker goes on
-                    if home.limited:
-                        home.release()
-            except IndexError:
-                pass
+            while True:
+                try:
+                    task = take()
+                except IndexError:      # the batch is done (or a thief took the rest)
+                    break
+                home = task._pool
+                local.current = task
+                try:
+                    step(task)
+                except (KeyboardInterrupt, SystemExit) as e:
+                    kernel.interrupt(e)      # Main stops run(); this worker goes on
+                if home.limited:
+                    home.release()
             # Drop the last task: an idle worker must not keep it (and its dispatcher) alive.
             local.current = task = home = None
             if out:
@@ -230,11 +231,10 @@ class ThreadPool:
     def _steal(self, me) -> bool:
         """Hand back the batch of every sibling stuck in one step since our last look (under cond).
 
-        Returns whether some sibling has work in hand (worth another look).
-
         A worker that has taken no task from its batch and re-queued none
         since the latest look (``STEAL_AFTER`` ago) is in one long step:
-        reading that costs its owner nothing per step.
+        reading that costs its owner nothing per step. Returns whether some
+        sibling has work in hand (worth another look).
         """
         moved = 0
         busy = False
