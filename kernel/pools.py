@@ -179,7 +179,7 @@ class ThreadPool:
         local = self.local
         local.out = out = me.out
         batch = me.batch
-        take, fill, pop = batch.popleft, batch.append, queue.popleft
+        take, pop = batch.popleft, queue.popleft
         with cond:
             self._batches.append(me)
         while True:
@@ -202,8 +202,7 @@ class ThreadPool:
                         return
                 # IO steps block: one at a time, so a blocking call never holds others back.
                 n = 1 if self.elastic else min(BATCH, len(queue) // len(self.threads) or 1)
-                for _ in range(n):
-                    fill(pop())
+                batch.extend([pop() for _ in range(n)])
             while True:
                 try:
                     task = take()
