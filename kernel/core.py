@@ -12,27 +12,40 @@ import itertools
 import logging
 import threading
 import traceback
+import weakref
+from collections import deque
 from types import FunctionType, GeneratorType
 
 from .clock import MonotonicClock
 from .dispatchers import Dispatcher, Dispatchers
 from .errors import Cancelled, Timeout
+from .instruments import guarded
 from .poller import Poller
+from .runqueue import RunQueue, UnconfinedPool
 from .task import DONE, RUNNING, WAITING, Task
 from .timers import Timers
-from .traps import PARKED
+from .traps import CALL, CURRENT, IO, JOIN, PARK, PARKED, SLEEP, SPAWN, SWITCH, TRAP_CODES
 
 log = logging.getLogger("genloop")
 
 _in_context = contextvars.Context.run   # unbound: Context.run(ctx, fn, *args)
 _gen_send = GeneratorType.send
 _SUSPEND = object()   # a handler's answer: the task is parked or re-queued
-_local = threading.local()   # .kernel: the kernel whose thread this is
+
+#: The trap table, curio's style: trap code -> name of its ``Kernel`` method,
+#: filled in by ``@_handles`` below; each kernel binds it once into a tuple
+#: indexed by code (``Kernel._handlers``).
+_HANDLERS = {}
 
 
-def current_kernel():
-    """The kernel this thread belongs to (Main or one of its workers), or None."""
-    return getattr(_local, "kernel", None)
+def _handles(code):
+    """Mark a ``Kernel`` method as the handler of trap ``code``."""
+    def mark(method):
+        if code in _HANDLERS:
+            raise RuntimeError(f"trap code {code} has two handlers")
+        _HANDLERS[code] = method.__name__
+        return method
+    return mark
 
 
 def _call(fn, args):
@@ -53,6 +66,19 @@ def _checked(coro, fn):
                     "a plain function runs with with_context(dispatcher, fn)")
 
 
+#: A timed-out call that took this much longer than its timeout (seconds) says so.
+OVERRUN_REPORTED = 0.01
+
+
+def _timeout_message(name, seconds, took):
+    """``Timeout``'s text; if the work ended well after the deadline, how long it really took."""
+    text = f"{name} timed out after {seconds} s"
+    if took > seconds + max(OVERRUN_REPORTED, seconds / 10):
+        text += (f" and ended only {took:.3g} s after it started: cancelling waits for a blocking "
+                 "call (with_context) to return, it cannot interrupt one")
+    return text
+
+
 def _name_of(fn):
     fn = fn.func if isinstance(fn, functools.partial) else fn    # called with keyword arguments
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
@@ -61,9 +87,9 @@ def _name_of(fn):
 class Kernel:
     """One kernel per ``run``: its tasks, pools, timers and poller."""
 
-    def __init__(self, *, clock=None, instruments=(), make_pool, main_pool, thread_sizes=None):
+    def __init__(self, *, clock=None, instruments=(), make_pool, make_limited, main_pool, thread_sizes=None):
         self.clock = clock or MonotonicClock()
-        self.instruments = tuple(instruments)
+        self.instruments = tuple(guarded(ins) for ins in instruments)
         self.timers = Timers()
         self.poller = Poller()
         self.tls = threading.local()
@@ -71,47 +97,74 @@ class Kernel:
         self.tasks = {}
         self._ids = itertools.count(1)
         self._make_pool = make_pool
+        self._make_limited = make_limited
         self.thread_sizes = thread_sizes or {}
         self.main_pool = main_pool(self)
+        self.unconfined = UnconfinedPool(self.here)
+        # Run queues by dispatcher. The standard ones are keys themselves;
+        # any other (a Dispatcher or a limited view made inline per call) is
+        # keyed by a weak reference, so its queue goes when it does
+        # (``_prune``) and the table stays as small as the dispatchers in use.
         self.pools = {Dispatchers.Main: self.main_pool}
+        self._dead = deque()                # weak keys whose dispatcher has gone
+        self.retired = []                   # thread pools of gone dispatchers, still winding down
         self.stats = {"polls": 0, "slow_steps": 0}
         self.shutting_down = False
+        self.interrupted = None             # a KeyboardInterrupt/SystemExit from a worker, for run()
+        self.stopping = False               # the root has ended, or interrupted is set: Main stops
         self.monitor = None                 # the live console, when run() started one
         self._arm_sleep, self._abort_sleep = self._arm_sleep, self._abort_sleep
         self._arm_io, self._abort_io = self._arm_io, self._abort_io
-        self._handlers = (
-            self._trap_spawn, self._trap_join, self._trap_sleep, self._trap_current,
-            self._trap_io, self._trap_call, self._trap_switch, self._trap_park,
-        )
+        self._handlers = tuple(getattr(self, _HANDLERS[code]) for code in range(len(TRAP_CODES)))
 
     # -- pools ---------------------------------------------------------------
-    def pool_for(self, dispatcher):
-        """The run queue of ``dispatcher`` in this kernel (None for Unconfined)."""
+    def pool_for(self, dispatcher) -> RunQueue:
+        """The run queue of ``dispatcher`` in this kernel, made on first use."""
         pool = self.pools.get(dispatcher)
-        if pool is not None or dispatcher is Dispatchers.Unconfined:
+        if pool is not None:
             return pool
+        if dispatcher is Dispatchers.Unconfined:
+            return self.unconfined
         if not isinstance(dispatcher, Dispatcher):
             raise TypeError(f"expected a Dispatcher, got {dispatcher!r}")
+        pool = self.pools.get(weakref.ref(dispatcher))
+        if pool is not None:
+            return pool
         with self.lock:
-            pool = self.pools.get(dispatcher)
-            if pool is None:
-                if dispatcher.kind == "limited":
-                    parent = self.pools.get(dispatcher.parent) or self._pool_locked(dispatcher.parent)
-                    from .pools import LimitedPool
-                    pool = LimitedPool(parent, dispatcher.threads, dispatcher.name)
-                else:
-                    pool = self._pool_locked(dispatcher)
-                self.pools[dispatcher] = pool
-        return pool
+            self._prune()
+            return self._pool_locked(dispatcher)
 
     def _pool_locked(self, dispatcher):
-        pool = self.pools.get(dispatcher)
+        """``dispatcher``'s queue, made if need be (a view's parents first: views nest)."""
+        standard = dispatcher is Dispatchers.Default or dispatcher is Dispatchers.IO
+        key = dispatcher if standard else weakref.ref(dispatcher, self._dead.append)
+        pool = self.pools.get(key)
         if pool is None:
-            size = self.thread_sizes.get(dispatcher.name) or dispatcher.threads
-            pool = self.pools[dispatcher] = self._make_pool(self, dispatcher.name, size, dispatcher.elastic)
+            if dispatcher.kind == "limited":
+                pool = self._make_limited(self._pool_locked(dispatcher.parent), dispatcher.threads, dispatcher.name)
+            else:
+                size = self.thread_sizes.get(dispatcher.name) or dispatcher.threads
+                pool = self._make_pool(self, dispatcher.name, size, dispatcher.elastic)
+            self.pools[key] = pool
         return pool
 
-    def here(self):
+    def _prune(self):
+        """Drop the queues of dispatchers that have gone (under ``self.lock``).
+
+        A dispatcher outlives every task on it (``Task.dispatcher``), so its
+        queue is empty by then; a thread pool is told to close and kept in
+        ``retired`` until its threads are gone, for shutdown to join.
+        """
+        dead = self._dead
+        while dead:
+            pool = self.pools.pop(dead.popleft(), None)
+            stop = getattr(pool, "stop", None)
+            if stop is not None:
+                stop()
+                self.retired.append(pool)
+        self.retired = [p for p in self.retired if p.threads]
+
+    def here(self) -> RunQueue:
         """The pool of the calling thread (Main for threads the kernel does not own)."""
         return getattr(self.tls, "pool", None) or self.main_pool
 
@@ -135,7 +188,7 @@ class Kernel:
         if self.instruments:
             for ins in self.instruments:
                 ins.task_spawned(task)
-        (pool or self.here()).push(task)
+        pool.push(task)
         return task
 
     def wake(self, task, value, exc):
@@ -147,7 +200,7 @@ class Kernel:
             waker = getattr(self.tls, "task", None)   # None: the poller, a timer or a plain thread
             for ins in self.instruments:
                 ins.task_woken(task, waker)
-        (task._pool or self.here()).push(task)
+        task._pool.push(task)
 
     def step(self, task):
         """Run ``task`` until it parks, re-queues itself or ends.
@@ -186,7 +239,7 @@ class Kernel:
                         exc = self._take_cancel(task)
                         if exc is not None:
                             continue
-                    (task._pool or self.here()).push(task)
+                    task._pool.push(task)
                     break
                 try:
                     handler = handlers[trap[0]]
@@ -215,6 +268,17 @@ class Kernel:
             self.tls.task = None
             for ins in instruments:
                 ins.after_step(task, trap)
+
+    def interrupt(self, exc):
+        """A ``KeyboardInterrupt``/``SystemExit`` raised off Main: make ``run`` stop with it."""
+        if self.interrupted is None:
+            self.interrupted = exc
+        self.stop()
+
+    def stop(self):
+        """Make the Main loop stop turning (from any thread): the root ended, or an interrupt."""
+        self.stopping = True
+        self.main_pool.poke()
 
     def _take_cancel(self, task):
         """Consume a pending cancel; returns the ``Cancelled`` to throw, or None."""
@@ -299,19 +363,24 @@ class Kernel:
                 return False
             return True
 
-    # -- trap handlers (one per kind; the table is ``_handlers``) ------------
+    # -- trap handlers (one per code; the table is ``_handlers``) ------------
+    @_handles(SPAWN)
     def _trap_spawn(self, task, trap):
         _, fn, args, dispatcher, name, group = trap
         return self.new_task(fn, args, task.dispatcher if dispatcher is None else dispatcher,
                              name, task, group)
 
+    @_handles(CURRENT)
     def _trap_current(self, task, trap):
         return task
 
+    @_handles(JOIN)
     def _trap_join(self, task, trap):
         target, quiet = trap[1], trap[2]
         if target.done:
             return self._outcome(target, quiet)
+        if target is task:
+            raise RuntimeError(f"task #{task.id} {task.name!r} cannot join itself: it would wait for ever")
 
         def arm(me):
             return PARKED if self.watch(target, waker) else self._outcome(target, quiet)
@@ -333,6 +402,7 @@ class Kernel:
     # Sleeps and I/O waits are the hot waits: their arm/abort are bound once
     # (in __init__) and read what they need from ``task.trap``, so a wait
     # allocates no closures. ``task._waiting`` holds the timer entry.
+    @_handles(SLEEP)
     def _trap_sleep(self, task, trap):
         return self.park(task, trap, self._arm_sleep, self._abort_sleep)
 
@@ -346,6 +416,7 @@ class Kernel:
     def _abort_sleep(self, task):
         return self.timers.remove(task._waiting)
 
+    @_handles(IO)
     def _trap_io(self, task, trap):
         return self.park(task, trap, self._arm_io, self._abort_io)
 
@@ -361,15 +432,17 @@ class Kernel:
         trap = task.trap
         return self.poller.abort(task, trap[1], trap[2])
 
+    @_handles(SWITCH)
     def _trap_switch(self, task, trap):
         dispatcher = trap[1]
         task._pool = self.pool_for(dispatcher)
         task.dispatcher = dispatcher
         if task._cancel_pending:
             raise self._take_cancel(task) or Cancelled()
-        (task._pool or self.here()).push(task)
+        task._pool.push(task)
         return _SUSPEND
 
+    @_handles(CALL)
     def _trap_call(self, task, trap):
         """with_context and timeout_after: run the work as a child and wait for it.
 
@@ -398,7 +471,7 @@ class Kernel:
             if task._cancel_pending:      # the caller was cancelled: that wins
                 exc = self._take_cancel(task) or exc
             elif expired and isinstance(exc, Cancelled):
-                exc = Timeout(f"{_name_of(fn)} timed out after {seconds} s")
+                exc = Timeout(_timeout_message(_name_of(fn), seconds, self.clock.now() - task.since))
             if exc is not None:
                 raise exc
             return done.result
@@ -423,6 +496,7 @@ class Kernel:
 
         return self.park(task, trap, arm, abort)
 
+    @_handles(PARK)
     def _trap_park(self, task, trap):
         return self.park(task, trap, trap[1], trap[2])
 

@@ -5,17 +5,10 @@ Shared by the stepper, the monitor and the tracers, so they all say the same.
 import linecache
 import os
 
+from .task import WAITING
 from .traps import CALL, CURRENT, IO, JOIN, PARK, READ, SLEEP, SPAWN, SWITCH
 
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-_PARK_WORDS = {
-    "Event._arm": "waits for an Event",
-    "Semaphore._arm": "waits to acquire a Semaphore",
-    "Lock._arm": "waits to acquire a Lock",
-    "Queue._arm_get": "waits to get from an empty Queue",
-    "Future._arm": "waits for a Future",
-}
 
 
 def _fn_name(fn) -> str:
@@ -23,7 +16,11 @@ def _fn_name(fn) -> str:
 
 
 def describe(trap) -> str:
-    """What a task asked the kernel for, in words ("sleeps 0.5 s")."""
+    """What a task asked the kernel for, in words ("sleeps 0.5 s").
+
+    Every trap carries what this needs: the kernel's own traps their
+    arguments, a ``park`` its ``what`` (given by the primitive that parks).
+    """
     if trap is None:
         return "yields to let others run"
     kind = trap[0]
@@ -47,16 +44,8 @@ def describe(trap) -> str:
             return f"runs {_fn_name(fn)} with a {seconds:g} s timeout"
         return f"runs {_fn_name(fn)} on {dispatcher.name} and waits"
     if kind == PARK:
-        arm = trap[1]
-        owner = getattr(arm, "__self__", None)
-        key = f"{type(owner).__name__}.{getattr(arm, '__name__', '')}" if owner is not None else _fn_name(arm)
-        if key.startswith(("Queue._arm_put", "Queue.put.")):     # put() arms through a lambda
-            return "waits to put into a full Queue"
-        if key in _PARK_WORDS:
-            return _PARK_WORDS[key]
-        if "Peer._wait" in key:
-            return "waits for an rpc answer"
-        return f"waits ({key})"
+        what = trap[3] if len(trap) > 3 else None
+        return what or f"waits ({_fn_name(trap[1])})"
     return repr(trap)
 
 
@@ -106,7 +95,7 @@ def task_tree(tasks) -> list:
 
     def walk(parent_id, depth):
         for task in sorted(children.get(parent_id, ()), key=lambda t: t.id):
-            waits = f": {describe(task.trap)}" if task.state == "waiting" else ""
+            waits = f": {describe(task.trap)}" if task.state == WAITING else ""
             lines.append(f"{'    ' * depth}#{task.id} {task.name} [{task.state}{waits}]")
             walk(task.id, depth + 1)
 

@@ -17,6 +17,7 @@ import sys
 import threading
 
 from .introspect import describe, frames, task_tree
+from .task import RUNNING, WAITING
 
 log = logging.getLogger("genloop")
 
@@ -194,7 +195,7 @@ class Monitor:
 
     def _waits(self, task):
         """What ``task`` waits for, in words, and for how long."""
-        if task.state != "waiting":
+        if task.state != WAITING:
             return "", ""
         return describe(task.trap), f"{self.kernel.clock.now() - task.since:.2f} s"
 
@@ -212,7 +213,7 @@ class Monitor:
         task = self._task(ident)
         waits, since = self._waits(task)
         head = f"task #{task.id} {task.name}: {task.state}" + (f", {waits} for {since}" if waits else "")
-        if task.state == "running":
+        if task.state == RUNNING:
             head += " (still executing: the innermost frame is below the last one shown)"
         chain = frames(task)
         if task.state == "running":
@@ -245,7 +246,7 @@ class Monitor:
         kernel = self.kernel
         live = self._live()
         with kernel.lock:
-            pools = [p for p in kernel.pools.values() if p is not None and not p.limited]
+            pools = [p for p in kernel.pools.values() if not p.limited]
         lines = ["dispatcher  workers                      live tasks  their steps  queued"]
         for pool in pools:
             mine = [t for t in live if _home(t) is pool]
@@ -266,9 +267,11 @@ def _send(conn, data) -> bool:
 
 
 def _home(task):
-    """The pool whose workers step ``task`` (a limited view's parent; None for Unconfined)."""
+    """The pool whose workers step ``task`` (under its limited views; Unconfined's has none)."""
     pool = task._pool
-    return pool.parent if pool is not None and pool.limited else pool
+    while pool.limited:
+        pool = pool.parent
+    return pool
 
 
 def _running_stack(task):

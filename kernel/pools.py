@@ -1,13 +1,14 @@
 """Run queues with real threads behind them: the threaded driver's half.
 
 The scheduler core only ever calls ``pool.push(task)``; these classes decide
-which thread steps it. The stepper (``kernel.stepper``) has its own simulated
-pools with the same ``push``/``idle`` face.
+which thread steps it. They and the stepper's simulated pools share one face,
+``kernel.runqueue.RunQueue``.
 """
 import threading
 from collections import deque
 
-from .core import _local
+from .current import set_current_kernel
+from .task import READY
 
 #: Tasks a worker takes from the shared queue per lock acquisition. Tasks it
 #: re-queues meanwhile wait in a private list until the batch ends, so a busy
@@ -17,6 +18,11 @@ BATCH = 32
 #: Kotlin keeps idle IO threads for 60 s; a shorter life suits a library that
 #: also runs inside test suites, and re-creating a thread costs ~50 µs.
 IO_KEEPALIVE = 10.0
+#: How long a worker may stay in one step before an idle sibling hands the rest
+#: of its batch back to the shared queue; tokio's default global-queue interval
+#: is a few steps, this is a few milliseconds: short against a slow step, long
+#: against a fast batch, so fast batches are never split.
+STEAL_AFTER = 0.005
 
 
 class MainPool:
@@ -42,7 +48,7 @@ class MainPool:
         self.pushes = 0
 
     def push(self, task, get_ident=threading.get_ident):
-        task.state = "ready"
+        task.state = READY
         if get_ident() == self.ident:
             self.queue.append(task)
         else:
@@ -87,11 +93,36 @@ class MainPool:
             return list(self.queue) + list(self.inbox)
 
 
+class _Worker:
+    """One worker thread's batch, where an idle sibling can reach it (``ThreadPool._steal``).
+
+    ``batch`` holds the tasks taken from the shared queue and not stepped
+    yet, ``out`` the tasks its steps re-queued. Off the pool's lock, the
+    owner only pops ``batch`` and appends to ``out``, one item at a time,
+    which ``collections.deque`` documents as thread-safe; everything else
+    (filling ``batch``, flushing ``out``, a thief's taking) happens under the
+    pool's lock. So each task is taken by exactly one thread, its owner or a
+    thief.
+    """
+
+    __slots__ = ("name", "batch", "out", "seen")
+
+    def __init__(self, name):
+        self.name = name
+        self.batch = deque()
+        self.out = deque()
+        self.seen = None      # (next task of the batch, len(out)) at a thief's latest look
+
+
 class ThreadPool:
     """A shared run queue and the worker threads that drain it.
 
     Threads start on demand, up to ``size``; an elastic pool lets idle threads
-    retire after ``IO_KEEPALIVE`` seconds.
+    retire after ``IO_KEEPALIVE`` seconds. A worker takes up to ``BATCH``
+    tasks at a time; while one of its steps runs longer than ``STEAL_AFTER``,
+    an idle sibling hands the rest of its batch back to the shared queue, so
+    one long step holds back no other runnable task (work stealing, as
+    Kotlin's Default and tokio do).
     """
 
     kind = "pool"
@@ -110,12 +141,13 @@ class ThreadPool:
         self.serial = 0
         self.workers = []
         self.pushes = 0
+        self._batches = []      # every live worker's _Worker (under cond)
         # .current: the task this worker is stepping; .out: where that task's
         # own re-queue waits until the batch ends (other pushes go out at once).
         self.local = threading.local()
 
     def push(self, task):
-        task.state = "ready"
+        task.state = READY
         local = self.local
         if getattr(local, "current", None) is task:
             local.out.append(task)
@@ -132,65 +164,121 @@ class ThreadPool:
     def _start_thread(self):
         self.serial += 1
         name = f"{self.name}-{self.serial}"
-        t = threading.Thread(target=self._work, name=f"genloop-{name}", daemon=True)
+        t = threading.Thread(target=self._work, args=(_Worker(name),), name=f"genloop-{name}", daemon=True)
         self.threads.append(t)
         self.workers.append(name)
         t.start()
 
-    def _work(self):
+    def _work(self, me):
         kernel = self.kernel
         step = kernel.step
         kernel.tls.pool = self
-        _local.kernel = kernel
-        me = threading.current_thread()
+        set_current_kernel(kernel)
         cond, queue = self.cond, self.queue
-        timeout = IO_KEEPALIVE if self.elastic else None
+        keepalive = IO_KEEPALIVE if self.elastic else None
         local = self.local
+        local.out = out = me.out
+        batch = me.batch
+        take, pop = batch.popleft, queue.popleft
+        with cond:
+            self._batches.append(me)
         while True:
             with cond:
                 while not queue:
                     if self.closing:
                         self._retire(me)
                         return
+                    busy = self._steal(me)
+                    if queue:
+                        break
                     self.idle_count += 1
                     if kernel.clock.virtual:
                         kernel.main_pool.poke()
-                    woke = cond.wait(timeout)
+                    # A sibling with work in hand: look again after STEAL_AFTER.
+                    woke = cond.wait(STEAL_AFTER if busy else keepalive)
                     self.idle_count -= 1
-                    if not woke and not queue and self.elastic:
+                    if not woke and not busy and not queue and self.elastic:
                         self._retire(me)
                         return
                 # IO steps block: one at a time, so a blocking call never holds others back.
                 n = 1 if self.elastic else min(BATCH, len(queue) // len(self.threads) or 1)
-                batch = [queue.popleft() for _ in range(n)]
-            local.out = out = []
-            for task in batch:
+                batch.extend([pop() for _ in range(n)])
+            while True:
+                try:
+                    task = take()
+                except IndexError:      # the batch is done (or a thief took the rest)
+                    break
                 home = task._pool
                 local.current = task
-                step(task)
-                if home is not None and home.limited:
+                try:
+                    step(task)
+                except (KeyboardInterrupt, SystemExit) as e:
+                    kernel.interrupt(e)      # Main stops run(); this worker goes on
+                if home.limited:
                     home.release()
-            local.current = None
+            # Drop the last task: an idle worker must not keep it (and its dispatcher) alive.
+            local.current = task = home = None
             if out:
+                # Under cond, as a thief takes from ``out``; only this thread appends to it.
                 with cond:
                     self.pushes += 1
                     queue.extend(out)
                     if self.idle_count:
                         cond.notify(len(out))
+                    out.clear()
+
+    def _steal(self, me) -> bool:
+        """Hand back the batch of every sibling stuck in one step since our last look (under cond).
+
+        A worker that has taken no task from its batch and re-queued none
+        since the latest look (``STEAL_AFTER`` ago) is in one long step:
+        reading that costs its owner nothing per step. Returns whether some
+        sibling has work in hand (worth another look).
+        """
+        moved = 0
+        busy = False
+        for w in self._batches:
+            if w is me or not (w.batch or w.out):
+                continue
+            busy = True
+            try:
+                seen = (w.batch[0] if w.batch else None, len(w.out))
+            except IndexError:        # its owner took the last one meanwhile: not stuck
+                continue
+            if seen != w.seen:
+                w.seen = seen         # moving on: look again after STEAL_AFTER
+                continue
+            for tasks in (w.batch, w.out):
+                try:
+                    while True:
+                        self.queue.append(tasks.popleft())
+                        moved += 1
+                except IndexError:
+                    pass
+        if moved:
+            self.pushes += 1
+            self.cond.notify(moved)
+        return busy
 
     def _retire(self, me):
-        self.threads.remove(me)
-        self.workers.remove(me.name[len("genloop-"):])
+        self.threads.remove(threading.current_thread())
+        self.workers.remove(me.name)
+        self._batches.remove(me)
 
     def idle(self) -> bool:
         with self.cond:
             return not self.queue and self.idle_count == len(self.threads)
 
-    def close(self, timeout: float) -> list:
-        """Stop the threads once their queue is empty; return those still alive."""
+    def stop(self) -> None:
+        """Let the threads end once their queue is empty (from any thread, even one of them)."""
         with self.cond:
             self.closing = True
             self.cond.notify_all()
+
+    def close(self, timeout: float) -> list:
+        """``stop``, then join the threads; return those still alive after ``timeout``."""
+        self.stop()
+        with self.cond:
             threads = list(self.threads)
         for t in threads:
             t.join(timeout)
@@ -199,50 +287,3 @@ class ThreadPool:
     def snapshot(self):
         with self.cond:
             return list(self.queue)
-
-
-class LimitedPool:
-    """At most ``n`` tasks of this view in the parent pool at once."""
-
-    kind = "limited"
-    limited = True
-
-    def __init__(self, parent, n, name):
-        self.parent = parent
-        self.n = n
-        self.name = name
-        self.running = 0
-        self.pending = deque()
-        self.lock = threading.Lock()
-        self.pushes = 0
-
-    @property
-    def workers(self):
-        return self.parent.workers
-
-    def push(self, task):
-        with self.lock:
-            self.pushes += 1
-            if self.running >= self.n:
-                task.state = "ready"
-                self.pending.append(task)
-                return
-            self.running += 1
-        self.parent.push(task)
-
-    def release(self):
-        """One of our tasks finished a step: pass its slot on."""
-        with self.lock:
-            if not self.pending:
-                self.running -= 1
-                return
-            task = self.pending.popleft()
-        self.parent.push(task)
-
-    def idle(self) -> bool:
-        with self.lock:
-            return not self.pending and not self.running
-
-    def snapshot(self):
-        with self.lock:
-            return list(self.pending)

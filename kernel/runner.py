@@ -1,31 +1,38 @@
 """``run``: the threaded driver. Main loop, worker pools, shutdown.
 
-Shutdown protocol, in order, once the main task has ended:
+Shutdown protocol, in order, once the main task has ended (on any thread:
+its end wakes Main) or a task raised ``KeyboardInterrupt``/``SystemExit``
+(on any thread):
 
-1. cancel every task still alive;
+1. cancel every task still alive, and every task spawned meanwhile;
 2. keep the loop turning until they have all ended, for at most
-   ``SHUTDOWN_GRACE`` seconds; a task that has not ended by then is
-   reported by name;
+   ``SHUTDOWN_GRACE`` seconds; a task still alive then (one that caught
+   ``Cancelled`` and waits in its cleanup) is cancelled once more and given
+   ``SHUTDOWN_RECANCEL_GRACE`` seconds; one alive after that is reported
+   by name;
 3. stop every worker pool and join its threads (a thread stuck in a
    blocking call is reported, not waited for forever);
 4. stop the slow-step watchdog, close the poller's epoll and wake-up fds;
-5. return the main task's value or raise its exception.
+5. return the main task's value or raise its exception (or the interrupt).
 """
 import logging
 import threading
 from time import monotonic as clock_real
 
-from .core import Kernel, current_kernel
-from .core import _local as _running
+from .core import Kernel
+from .current import current_kernel, set_current_kernel
 from .dispatchers import Dispatchers
 from .monitor import start_monitor
 from .pools import MainPool, ThreadPool
+from .runqueue import LimitedPool
 from .watchdog import Watchdog
 
 log = logging.getLogger("genloop")
 
 #: How long shutdown waits for cancelled tasks and worker threads to end.
 SHUTDOWN_GRACE = 5.0
+#: How long shutdown waits after cancelling a second time the tasks still alive at ``SHUTDOWN_GRACE``.
+SHUTDOWN_RECANCEL_GRACE = 1.0
 #: Slow-step report threshold on Main (asyncio's debug mode uses 0.1 s too).
 SLOW_STEP = 0.1
 
@@ -41,7 +48,7 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
     ``monitor`` (True, a port, or None to follow ``GENLOOP_MONITOR=1``) starts
     the console of ``kernel.monitor`` for the length of the call.
     """
-    if getattr(_running, "kernel", None) is not None:
+    if current_kernel() is not None:
         raise RuntimeError("a kernel is already running on this thread; use spawn() inside it")
     ident = threading.get_ident()
     sizes = {}
@@ -49,23 +56,27 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
         sizes[Dispatchers.Default.name] = default_threads
     if io_threads:
         sizes[Dispatchers.IO.name] = io_threads
-    kernel = Kernel(clock=clock, instruments=instruments, thread_sizes=sizes,
-                    make_pool=ThreadPool, main_pool=lambda k: MainPool(k.poller, ident))
+    kernel = Kernel(clock=clock, instruments=instruments, thread_sizes=sizes, make_pool=ThreadPool,
+                    make_limited=LimitedPool, main_pool=lambda k: MainPool(k.poller, ident))
     kernel.tls.pool = kernel.main_pool
-    _running.kernel = kernel
+    set_current_kernel(kernel)
     watchdog = Watchdog(kernel, ident, slow_step) if slow_step else None
     try:
         kernel.monitor = start_monitor(kernel, monitor)
         root = kernel.new_task(main, args, Dispatchers.Main, None, None)
-        kernel.watch(root, lambda t: None)   # run() reports its outcome: no "nobody joined" log
+        # run() reports the outcome (no "nobody joined" log); the root may end
+        # on any thread (switch_to, Unconfined), and its end wakes Main.
+        kernel.watch(root, lambda t: kernel.stop())
         try:
-            loop(kernel, lambda: root.done, watchdog)
+            loop(kernel, lambda: kernel.stopping, watchdog)
+            if kernel.interrupted is not None:
+                raise kernel.interrupted     # Ctrl-C or exit() in a task on a worker thread
         except (KeyboardInterrupt, SystemExit):
             _shutdown(kernel, watchdog)    # Ctrl-C: still cancel, reap and stop everything
             raise
         _shutdown(kernel, watchdog)
     finally:
-        _running.kernel = None
+        set_current_kernel(None)
         if kernel.monitor:
             kernel.monitor.stop()
         if watchdog:
@@ -104,8 +115,13 @@ def loop(kernel, finished, watchdog=None):
             continue
         # Announce the sleep before reading the timers: a timer added by a
         # worker after this point pokes us, one added before is seen below.
+        # The same holds for the end: a root ending elsewhere after this point
+        # pokes us, one that ended before is seen here.
         if not pool.try_sleep():
             continue
+        if finished():
+            pool.woke()
+            return
         timeout = kernel.next_timeout()
         if timeout == 0:
             pool.woke()
@@ -142,23 +158,39 @@ def _shutdown(kernel, watchdog):
             t.cancel()
 
     cancel_new()
+    _turn_until_empty(kernel, watchdog, SHUTDOWN_GRACE, cancel_new)
     if kernel.tasks:
-        expired = threading.Event()
-        timer = threading.Timer(SHUTDOWN_GRACE, lambda: (expired.set(), kernel.main_pool.poke()))
-        timer.daemon = True
-        timer.start()
-        try:
-            loop(kernel, lambda: cancel_new() or not kernel.tasks or expired.is_set(), watchdog)
-        finally:
-            timer.cancel()
-            timer.join()
+        # Still alive: they caught Cancelled and wait in their cleanup. A
+        # cancel after the first is delivered again: interrupt that wait.
+        with kernel.lock:
+            survivors = list(kernel.tasks.values())
+        for t in survivors:
+            t.cancel()
+        _turn_until_empty(kernel, watchdog, SHUTDOWN_RECANCEL_GRACE, cancel_new)
     for t in list(kernel.tasks.values()):
-        log.error("task #%d %r did not end within %.1f s of being cancelled at shutdown "
-                  "(it is %s: %r)", t.id, t.name, SHUTDOWN_GRACE, t.state, t.trap)
-    for pool in list(kernel.pools.values()):
+        log.error("task #%d %r did not end within %.1f s of being cancelled twice at shutdown "
+                  "(it is %s: %r)", t.id, t.name, SHUTDOWN_GRACE + SHUTDOWN_RECANCEL_GRACE, t.state, t.trap)
+    with kernel.lock:
+        pools = [*kernel.pools.values(), *kernel.retired]
+    for pool in pools:
         if isinstance(pool, ThreadPool):
             for th in pool.close(SHUTDOWN_GRACE):
                 log.error("worker thread %s is still busy after shutdown; it is left behind", th.name)
+
+
+def _turn_until_empty(kernel, watchdog, grace, cancel_new):
+    """Turn the Main loop until the task table is empty, for at most ``grace`` seconds."""
+    if not kernel.tasks:
+        return
+    expired = threading.Event()
+    timer = threading.Timer(grace, lambda: (expired.set(), kernel.main_pool.poke()))
+    timer.daemon = True
+    timer.start()
+    try:
+        loop(kernel, lambda: cancel_new() or not kernel.tasks or expired.is_set(), watchdog)
+    finally:
+        timer.cancel()
+        timer.join()
 
 
 def notify_closing(f) -> None:

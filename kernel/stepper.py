@@ -14,11 +14,14 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from .core import Kernel, _local
+from .core import Kernel
+from .current import set_current_kernel
 from .dispatchers import Dispatchers
 from .instruments import Instrument
 from .introspect import describe, where
+from .runqueue import LimitedPool
 from .simtime import SimClock, blocking_simulated
+from .task import READY
 from .traps import IO, READ
 
 #: Simulated worker threads per dispatcher, unless ``threads=`` says otherwise.
@@ -28,7 +31,7 @@ MAX_LINES = 200
 
 
 class SimPool:
-    """A run queue and its simulated workers: FIFO, no threads."""
+    """A run queue and its simulated workers: FIFO, no threads (a ``runqueue.RunQueue``)."""
 
     limited = False
     pushes = 0        # one thread: nothing can push while the kernel looks
@@ -40,7 +43,7 @@ class SimPool:
         self.stepper = stepper
 
     def push(self, task):
-        task.state = "ready"
+        task.state = READY
         if self.stepper is not None and self.stepper.hold(self, task):
             return                    # woken after a simulated blocking call: it arrives later
         self.queue.append(task)
@@ -157,6 +160,7 @@ class Stepper:
         self.kernel = Kernel(clock=clock or SimClock(), instruments=(self._recorder, *instruments),
                              thread_sizes=sizes,
                              make_pool=lambda k, name, size, elastic: SimPool(k, name, size, elastic, self),
+                             make_limited=LimitedPool,
                              main_pool=lambda k: SimPool(k, "Main", 1, stepper=self))
         self.clock = self.kernel.clock
         self._simulated = isinstance(self.clock, SimClock)     # blocking time simulated (kernel.simtime)
@@ -180,7 +184,7 @@ class Stepper:
         return out
 
     def _pools(self):
-        return [p for p in self.kernel.pools.values() if p is not None and not p.limited]
+        return [p for p in self.kernel.pools.values() if not p.limited]
 
     def _next(self):
         workers = self._workers()
@@ -401,7 +405,7 @@ class Stepper:
         home = task._pool
         kernel = self.kernel
         kernel.tls.pool = pool
-        _local.kernel = kernel
+        set_current_kernel(kernel)
         thread = threading.current_thread()
         own_name = thread.name
         if worker != "Main":
@@ -410,9 +414,9 @@ class Stepper:
             kernel.step(task)
         finally:
             thread.name = own_name
-            _local.kernel = None
+            set_current_kernel(None)
             kernel.tls.pool = kernel.main_pool    # the poller and timers run on Main, as in run()
-        if home is not None and home.limited:
+        if home.limited:
             home.release()
         return task
 

@@ -1,6 +1,6 @@
 """Synchronisation primitives, all built on one suspension: ``traps.park``
-(yielded here as its bare ``(PARK, arm, abort)`` trap, one generator frame less
-per wait).
+(yielded here as its bare ``(PARK, arm, abort, what)`` trap, one generator
+frame less per wait; ``what`` is how the step view and the monitor describe it).
 
 Each keeps its state under its own lock, so any worker thread may use it, and
 the methods named "from any thread" work from plain threads too. A waiter is
@@ -54,7 +54,7 @@ class Event:
     def wait(self):
         """Suspend until the flag is set (at once if it is)."""
         if not self._flag:
-            yield (PARK, self._arm, self._abort)
+            yield (PARK, self._arm, self._abort, "waits for an Event")
 
     def _arm(self, task):
         with self._lock:
@@ -72,6 +72,7 @@ class Semaphore:
     """``acquire()`` (a trap) takes one of ``value`` permits; ``release()`` from any thread."""
 
     __slots__ = ("_lock", "_value", "_waiters", "_bound")
+    _WAITS = "waits to acquire a Semaphore"
 
     def __init__(self, value: int = 1, *, bound: int | None = None):
         if value < 0:
@@ -92,7 +93,7 @@ class Semaphore:
             if self._value and not self._waiters:
                 self._value -= 1
                 return
-        yield (PARK, self._arm, self._abort)
+        yield (PARK, self._arm, self._abort, self._WAITS)
 
     def release(self) -> None:
         """Give a permit back; a waiter, if any, gets it directly."""
@@ -123,6 +124,7 @@ class Lock(Semaphore):
     """A mutex for tasks: ``yield from lock.acquire()`` ... ``lock.release()``."""
 
     __slots__ = ()
+    _WAITS = "waits to acquire a Lock"
 
     def __init__(self):
         super().__init__(1, bound=1)
@@ -187,7 +189,7 @@ class Queue:
             except QueueFull:
                 getter = False
         if getter is False:
-            yield (PARK, lambda task: self._arm_put(task, item), self._abort_put)
+            yield (PARK, lambda task: self._arm_put(task, item), self._abort_put, "waits to put into a full Queue")
         elif getter is not None:
             getter.wake(item)
 
@@ -240,7 +242,7 @@ class Queue:
             else:
                 item = putter = PARKED
         if item is PARKED:
-            return (yield (PARK, self._arm_get, self._abort_get))
+            return (yield (PARK, self._arm_get, self._abort_get, "waits to get from an empty Queue"))
         if putter is not None:
             putter.wake()
         return item
@@ -324,7 +326,7 @@ class Future:
     def wait(self):
         """Suspend until done; return the value or raise the exception."""
         if not self._done:
-            return (yield (PARK, self._arm, self._abort))
+            return (yield (PARK, self._arm, self._abort, "waits for a Future"))
         return self.result()
 
     def _arm(self, task):

@@ -21,13 +21,26 @@ class Task:
     ``_lock`` guards the wait state (``_abort``, ``_cancel_pending``) against a
     concurrent ``cancel()``; it is always taken first, before any structure's
     own lock, so the kernel's locks never form a cycle.
+
+    The fields come in two groups. The public ones (``id``, ``name``,
+    ``state``, ``dispatcher``, ``parent``, ``done``, ``result``,
+    ``exception``, ``trap``, ``steps``, ``since``) are for reading; only
+    ``kernel.core`` writes them. The underscored ones are the scheduler's
+    own bookkeeping, written by ``kernel.core`` (and ``wake`` here, its
+    inlined hot path) and by nothing else.
     """
 
     __slots__ = (
-        "id", "_name", "coro", "state", "dispatcher", "_pool", "kernel",
-        "_value", "_exc", "_abort", "_cancel_pending", "_cancelled", "_lock",
-        "_watchers", "_group", "result", "exception", "done", "trap", "parent",
-        "steps", "since", "_waiting", "_owns", "context", "__weakref__",
+        # public, read-only outside the core
+        "id", "_name", "coro", "state", "dispatcher", "kernel", "result", "exception", "done",
+        "trap", "parent", "steps", "since", "context",
+        # the core's: where the task runs and what it resumes with
+        "_pool", "_value", "_exc",
+        # the core's: the wait and cancellation state (under ``_lock``)
+        "_lock", "_abort", "_cancel_pending", "_cancelled", "_waiting",
+        # the core's: who learns of the end, and the group whose body this task is
+        "_watchers", "_group", "_owns",
+        "__weakref__",
     )
 
     def __init__(self, kernel, coro, name, dispatcher, pool, parent):
@@ -78,11 +91,14 @@ class Task:
     def cancel(self) -> None:
         """Ask the task to stop: ``Cancelled`` is thrown in at its suspension point.
 
-        Thread-safe and idempotent. A waiting task is woken at once; a running
-        or runnable one gets it at its next suspension point.
+        Thread-safe. A waiting task is woken at once; a running or runnable
+        one gets it at its next suspension point. Calls before that delivery
+        make one cancellation; a call after it is delivered again (asyncio's
+        rule), so a task that caught ``Cancelled`` and waits in its cleanup
+        can still be stopped.
         """
         with self._lock:
-            if self.done or self._cancel_pending or self._cancelled:
+            if self.done or self._cancel_pending:
                 return
             abort = self._abort
             if abort is not None and abort(self):
@@ -115,7 +131,7 @@ class Task:
         self._value = value       # Kernel.wake inlined: this is every primitive's hot path
         self._exc = None
         self._abort = None
-        (self._pool or kernel.here()).push(self)
+        self._pool.push(self)
 
     def wake_exc(self, exc: BaseException):
         """Resume this parked task by throwing ``exc`` into it."""

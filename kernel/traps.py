@@ -1,16 +1,26 @@
 """Traps: the requests a coroutine yields to the kernel.
 
-A trap is a tuple whose first item is one of the kind codes below; the kernel
-dispatches on it through one table (``Kernel._handlers``), one handler per
-kind. The functions here are the public way to yield them. They are marked
+A trap is a tuple whose first item is one of the trap codes below; the kernel
+dispatches on it through one table, one handler per code: each handler in
+``kernel.core`` is marked ``@_handles(CODE)``, so the table is keyed by code,
+whatever the numbers are. The functions here are the public way to yield them. They are marked
 ``types.coroutine`` so ``async def`` code can ``await`` them too; generators
 use ``yield from``. A bare ``yield`` is a checkpoint (let others run).
 """
 import functools
 import types
 
-# Kind codes, indexes into the kernel's handler table.
-SPAWN, JOIN, SLEEP, CURRENT, IO, CALL, SWITCH, PARK = range(8)
+# Trap codes: small distinct ints, so the kernel's table is a tuple indexed by code.
+SPAWN = 0      # (SPAWN, fn, args, dispatcher, name, group)
+JOIN = 1       # (JOIN, task, quiet)
+SLEEP = 2      # (SLEEP, seconds)
+CURRENT = 3    # (CURRENT,)
+IO = 4         # (IO, file or fd, READ or WRITE)
+CALL = 5       # (CALL, dispatcher, fn, args, timeout)
+SWITCH = 6     # (SWITCH, dispatcher)
+PARK = 7       # (PARK, arm, abort[, what]): ``what`` says in words what the task waits for
+TRAP_CODES = (SPAWN, JOIN, SLEEP, CURRENT, IO, CALL, SWITCH, PARK)
+assert sorted(TRAP_CODES) == list(range(len(TRAP_CODES))), "trap codes must be 0..n-1, each once"
 READ, WRITE = 0, 1
 
 
@@ -92,8 +102,11 @@ def switch_to(dispatcher):
 
 
 @types.coroutine
-def park(arm, abort):
+def park(arm, abort, what=None):
     """The one way a primitive suspends a task (trio's wait_task_rescheduled).
+
+    ``what`` says in a few words what the task waits for ("waits for an rpc
+    answer"): the step view, the monitor and the tracer show it.
 
     The kernel calls ``arm(task)`` with the task's wait state locked: it
     returns ``PARKED`` after recording the task where a waker will find it, or
@@ -104,7 +117,7 @@ def park(arm, abort):
     ``arm`` for cancellation: it returns True if it removed the task, False if
     a waker claimed it first.
     """
-    return (yield (PARK, arm, abort))
+    return (yield (PARK, arm, abort, what))
 
 
 PARKED = object()

@@ -539,7 +539,6 @@ def serve_http(app, host: str = "127.0.0.1", port: int = 0, *, dispatcher=None,
                           idle_timeout=idle_timeout, header_timeout=header_timeout)
     server = yield from serve_tcp(service.handle, host, port, dispatcher=dispatcher,
                                   backlog=backlog, max_connections=max_connections,
-                                  reuse_port=reuse_port)
-    server.name = "http"
+                                  reuse_port=reuse_port, name="http")
     yield from server.start_service(service.sweep, name="http-sweeper")
     return server

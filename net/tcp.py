@@ -144,7 +144,7 @@ class Server:
 
     def start(self):
         """Start accepting (``serve_tcp`` does this)."""
-        yield from self.start_service(self._accept_loop, name=f"{self.name}-accept")
+        yield from self.start_service(self._accept_loop, name=f"{self.name}-accept :{self.port}")
         return self
 
     def start_service(self, fn, *args, name=None):
@@ -193,14 +193,16 @@ class Server:
 
 def serve_tcp(handler, host: str = "127.0.0.1", port: int = 0, *, dispatcher=None,
               backlog: int = DEFAULT_BACKLOG, max_connections: int | None = None,
-              reuse_port: bool = False, limit: int = DEFAULT_LIMIT):
+              reuse_port: bool = False, limit: int = DEFAULT_LIMIT, name: str = "tcp"):
     """Listen on ``host:port`` and serve each connection with ``handler(stream)``.
 
     Use as ``server = yield from serve_tcp(handle, "127.0.0.1", 0)``; the
     returned ``Server`` is already accepting (``server.port`` is the real
     port). Handlers run on ``dispatcher`` (default: the caller's).
     ``max_connections`` leaves further clients waiting in the backlog.
+    ``name`` names the server and its tasks (the accept loop is "NAME-accept :PORT").
     """
     listener = listen(host, port, backlog=backlog, reuse_port=reuse_port)
-    server = Server(handler, listener, dispatcher=dispatcher, max_connections=max_connections, limit=limit)
+    server = Server(handler, listener, dispatcher=dispatcher, max_connections=max_connections, limit=limit,
+                    name=name)
     return (yield from server.start())

@@ -97,10 +97,14 @@ class _Call:
             return False
 
 
+#: What a caller parked on an answer is doing, in the step view and the monitor.
+WAITS = "waits for an rpc answer"
+
+
 @types.coroutine
 def _wait(call):
     """Wait for ``call``'s answer (a generator, for ``timeout_after``)."""
-    return (yield (PARK, call.arm, call.abort))
+    return (yield (PARK, call.arm, call.abort, WAITS))
 
 
 class Peer:
@@ -158,7 +162,7 @@ class Peer:
         self._send_request(method, args, call)
         if timeout is not None:
             return (yield from timeout_after(timeout, _wait, call))
-        return (yield (PARK, call.arm, call.abort))     # _wait inlined: this is the hot path
+        return (yield (PARK, call.arm, call.abort, WAITS))     # _wait inlined: this is the hot path
 
     def call_cb(self, method: str, args, callback) -> None:
         """Callback style: send the call now; later ``callback(result, error)`` runs in the reader.

@@ -10,7 +10,7 @@ What to watch:
   writer task sends the request and the backend's reader and method tasks
   answer it; the reply wakes `search` where it left off, on the next line.
 - The I/O waits column: nine sockets, no thread each: three listeners
-  (`tcp-accept`) and a reader at both ends of each of the three connections.
+  (`users-accept :PORT` and its two siblings) and a reader at both ends of each of the three connections.
 """
 from genloop import rpc
 from genloop.kernel import run, sleep, spawn
