@@ -213,15 +213,15 @@ class Monitor:
         task = self._task(ident)
         waits, since = self._waits(task)
         head = f"task #{task.id} {task.name}: {task.state}" + (f", {waits} for {since}" if waits else "")
-        if task.state == RUNNING:
-            head += " (still executing: the innermost frame is below the last one shown)"
         chain = frames(task)
-        if task.state == "running":
+        if task.state == RUNNING:
             thread, stack = _running_stack(task)
             if stack:
                 head = (f"task #{task.id} {task.name}: running on {thread}; its whole stack now, "
                         "innermost last")
                 chain = stack
+            else:
+                head += " (still executing: the innermost frame is below the last one shown)"
         lines = [head]
         for filename, lineno, function, source in chain:
             lines.append(f"  {_short(filename)}:{lineno} in {function}")
