@@ -11,17 +11,23 @@ suspending function of the kernel wears it; ``genloop.net`` and
 """
 import inspect
 import types
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    # Type checkers know types.coroutine: under it, what a generator function
+    # returns works with both `yield from` (typed by its `Gen[T]`) and `await`.
+    from types import coroutine
+else:
+    def coroutine(fn):
+        """Mark generator function ``fn`` so that ``await fn(...)`` works as ``yield from fn(...)`` does.
 
-def coroutine(fn):
-    """Mark generator function ``fn`` so that ``await fn(...)`` works as ``yield from fn(...)`` does.
+        Returns ``fn`` itself (its code object gains the flag), so it costs nothing
+        per call. Anything but a generator function is a ``TypeError``: a plain
+        function would be wrapped in a slower adapter, and an ``async def`` is
+        awaitable already.
+        """
+        if not inspect.isgeneratorfunction(fn):
+            raise TypeError(f"coroutine() takes a generator function, got {fn!r}")
+        return types.coroutine(fn)
 
-    Returns ``fn`` itself (its code object gains the flag), so it costs nothing
-    per call. Anything but a generator function is a ``TypeError``: a plain
-    function would be wrapped in a slower adapter, and an ``async def`` is
-    awaitable already.
-    """
-    if not inspect.isgeneratorfunction(fn):
-        raise TypeError(f"coroutine() takes a generator function, got {fn!r}")
-    return types.coroutine(fn)
 

@@ -7,13 +7,25 @@ every failure together in an ``ExceptionGroup``, so ``except*`` catches them.
 No failure is dropped: a group its body never joins hands its failures to the
 body's own outcome, or logs them when nobody is left to see them.
 """
+from __future__ import annotations
+
 import logging
 import threading
 import traceback
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .awaitable import coroutine
 from .errors import Cancelled
-from .traps import SPAWN, current_task
+from .gentypes import Gen
+from .traps import SPAWN, CoroutineFunction, current_task
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+    from .dispatchers import Dispatcher
+    from .task import Task
+
+T = TypeVar("T")
 
 log = logging.getLogger("genloop")
 
@@ -46,7 +58,8 @@ class TaskGroup:
         self._joiner = None          # the task inside join(), if any
 
     @coroutine
-    def spawn(self, fn, *args, dispatcher=None, name=None):
+    def spawn(self, fn: CoroutineFunction[T], *args: Any, dispatcher: Dispatcher | None = None,
+              name: str | None = None) -> Gen[Task[T]]:
         """Start ``fn(*args)`` as a child of this group; returns its ``Task``."""
         if self._closed:
             raise RuntimeError("this TaskGroup was joined already; make a new one")
@@ -129,7 +142,7 @@ class TaskGroup:
             return next(iter(self._children), None)
 
     @coroutine
-    def join(self):
+    def join(self) -> Gen[None]:
         """Wait for every child; raise ``ExceptionGroup`` of their failures, if any."""
         errors = yield from self._wait()
         if errors:
@@ -178,7 +191,7 @@ class _Gathering(TaskGroup):
 
 
 @coroutine
-def gather(*coros):
+def gather(*coros: Gen[Any] | Coroutine[Any, Any, Any]) -> Gen[list[Any]]:
     """Run coroutines (generators or ``async def`` ones) concurrently; return their results in order.
 
     The first failure cancels the rest and is raised itself (later ones are

@@ -11,9 +11,13 @@ that may resume it.
 import threading
 import types
 from collections import deque
+from typing import Generic, TypeVar
 
 from .errors import QueueClosed, QueueEmpty, QueueFull
+from .gentypes import Gen
 from .traps import PARK, PARKED
+
+T = TypeVar("T")
 
 
 def _remove(waiters, item) -> bool:
@@ -51,7 +55,7 @@ class Event:
             self._flag = False
 
     @types.coroutine
-    def wait(self):
+    def wait(self) -> Gen[None]:
         """Suspend until the flag is set (at once if it is)."""
         if not self._flag:
             yield (PARK, self._arm, self._abort, "waits for an Event")
@@ -87,7 +91,7 @@ class Semaphore:
         return self._value
 
     @types.coroutine
-    def acquire(self):
+    def acquire(self) -> Gen[None]:
         """Take a permit, waiting (in FIFO order) while there is none."""
         with self._lock:
             if self._value and not self._waiters:
@@ -133,7 +137,7 @@ class Lock(Semaphore):
         return self._value == 0
 
 
-class Queue:
+class Queue(Generic[T]):
     """A FIFO between tasks, bounded when ``maxsize`` > 0.
 
     ``put``/``get`` are traps; ``put_nowait`` and ``close`` work from any
@@ -173,7 +177,7 @@ class Queue:
         self._items.append(item)
         return None
 
-    def put_nowait(self, item) -> None:
+    def put_nowait(self, item: T) -> None:
         """Put without waiting (from any thread); ``QueueFull`` if there is no room."""
         with self._lock:
             getter = self._put_locked(item)
@@ -181,7 +185,7 @@ class Queue:
             getter.wake(item)
 
     @types.coroutine
-    def put(self, item):
+    def put(self, item: T) -> Gen[None]:
         """Put ``item``, waiting while the queue is full."""
         with self._lock:
             try:
@@ -221,7 +225,7 @@ class Queue:
             self._items.append(pending)
         return item, putter
 
-    def get_nowait(self):
+    def get_nowait(self) -> T:
         """Take an item without waiting; ``QueueEmpty`` (or ``QueueClosed``) if there is none."""
         with self._lock:
             if not self._items:
@@ -232,7 +236,7 @@ class Queue:
         return item
 
     @types.coroutine
-    def get(self):
+    def get(self) -> Gen[T]:
         """Take the next item, waiting while the queue is empty."""
         with self._lock:
             if self._items:
@@ -281,7 +285,7 @@ class Queue:
         raise TypeError("iterate a Queue with `while True: item = yield from q.get()`")
 
 
-class Future:
+class Future(Generic[T]):
     """A value that arrives later, from any thread; tasks ``wait()`` for it."""
 
     __slots__ = ("_lock", "_done", "_result", "_exception", "_waiters")
@@ -296,7 +300,7 @@ class Future:
     def done(self) -> bool:
         return self._done
 
-    def result(self):
+    def result(self) -> T:
         """The value (or raise the exception); ``RuntimeError`` if not done yet."""
         if not self._done:
             raise RuntimeError("the future has no result yet")
@@ -304,7 +308,7 @@ class Future:
             raise self._exception
         return self._result
 
-    def set_result(self, value) -> None:
+    def set_result(self, value: T) -> None:
         self._complete(value, None)
 
     def set_exception(self, exc: BaseException) -> None:
@@ -323,7 +327,7 @@ class Future:
                 t.wake_exc(exc)
 
     @types.coroutine
-    def wait(self):
+    def wait(self) -> Gen[T]:
         """Suspend until done; return the value or raise the exception."""
         if not self._done:
             return (yield (PARK, self._arm, self._abort, "waits for a Future"))

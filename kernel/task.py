@@ -2,9 +2,13 @@
 import contextvars
 import threading
 import types
+from typing import Generic, TypeVar
 
 from .errors import Cancelled
+from .gentypes import Gen
 from .traps import JOIN
+
+T = TypeVar("T")
 
 _copy = contextvars.Context.copy   # unbound: no method object per spawn
 
@@ -12,8 +16,8 @@ _copy = contextvars.Context.copy   # unbound: no method object per spawn
 NEW, READY, RUNNING, WAITING, DONE = "new", "ready", "running", "waiting", "done"
 
 
-class Task:
-    """A coroutine the kernel steps.
+class Task(Generic[T]):
+    """A coroutine the kernel steps; ``Task[T]`` is one whose coroutine returns ``T``.
 
     At any instant a task is in exactly one place: a run queue (READY or NEW),
     a wait structure (WAITING), or being stepped by one thread (RUNNING).
@@ -114,12 +118,12 @@ class Task:
             self._cancel_pending = self._cancelled = False
 
     @types.coroutine
-    def join(self):
+    def join(self) -> Gen[T]:
         """Wait for the task to end; return its result or re-raise its exception."""
         return (yield (JOIN, self, False))
 
     @types.coroutine
-    def wait_done(self):
+    def wait_done(self) -> Gen[None]:
         """Wait for the task to end, whatever the outcome; return nothing."""
         yield (JOIN, self, True)
 

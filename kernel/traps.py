@@ -7,8 +7,24 @@ whatever the numbers are. The functions here are the public way to yield them. T
 ``types.coroutine`` so ``async def`` code can ``await`` them too; generators
 use ``yield from``. A bare ``yield`` is a checkpoint (let others run).
 """
+from __future__ import annotations
+
 import functools
 import types
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from .gentypes import Gen
+
+if TYPE_CHECKING:
+    from .dispatchers import Dispatcher
+    from .task import Task
+
+T = TypeVar("T")
+#: What the kernel can run as a task: a generator function or an ``async def`` one.
+CoroutineFunction = Callable[..., Gen[T]] | Callable[..., Coroutine[Any, Any, T]]
+#: What a wait on readiness takes: a file descriptor or an object with ``fileno()``.
+FileLike = Any
 
 # Trap codes: small distinct ints, so the kernel's table is a tuple indexed by code.
 SPAWN = 0      # (SPAWN, fn, args, dispatcher, name, group)
@@ -25,13 +41,13 @@ READ, WRITE = 0, 1
 
 
 @types.coroutine
-def checkpoint():
+def checkpoint() -> Gen[None]:
     """Let every other runnable task take a step; a cancellation point."""
     yield
 
 
 @types.coroutine
-def sleep(seconds: float):
+def sleep(seconds: float) -> Gen[None]:
     """Suspend for ``seconds`` (0 or less is a checkpoint)."""
     if seconds <= 0:
         yield
@@ -40,7 +56,8 @@ def sleep(seconds: float):
 
 
 @types.coroutine
-def spawn(fn, *args, dispatcher=None, name=None):
+def spawn(fn: CoroutineFunction[T], *args: Any, dispatcher: Dispatcher | None = None,
+          name: str | None = None) -> Gen[Task[T]]:
     """Start ``fn(*args)`` as a new task and return its ``Task`` at once.
 
     ``dispatcher`` defaults to the parent's. The task is not structured: if it
@@ -51,13 +68,13 @@ def spawn(fn, *args, dispatcher=None, name=None):
 
 
 @types.coroutine
-def current_task():
+def current_task() -> Gen[Task[Any]]:
     """The ``Task`` running this code."""
     return (yield (CURRENT,))
 
 
 @types.coroutine
-def wait_readable(f):
+def wait_readable(f: FileLike) -> Gen[None]:
     """Suspend until ``f`` (a file object or fd) is readable.
 
     Try the read first and call this only on ``BlockingIOError``: the poller
@@ -67,11 +84,15 @@ def wait_readable(f):
 
 
 @types.coroutine
-def wait_writable(f):
+def wait_writable(f: FileLike) -> Gen[None]:
     """Suspend until ``f`` (a file object or fd) is writable (see ``wait_readable``)."""
     yield (IO, f, WRITE)
 
 
+@overload
+def with_context(dispatcher: Dispatcher, fn: CoroutineFunction[T], *args: Any, **kwargs: Any) -> Gen[T]: ...
+@overload
+def with_context(dispatcher: Dispatcher, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Gen[T]: ...
 @types.coroutine
 def with_context(dispatcher, fn, *args, **kwargs):
     """Run ``fn(*args, **kwargs)`` on ``dispatcher`` and return its value (Kotlin ``withContext``).
@@ -88,7 +109,7 @@ def with_context(dispatcher, fn, *args, **kwargs):
 
 
 @types.coroutine
-def timeout_after(seconds: float, fn, *args, **kwargs):
+def timeout_after(seconds: float, fn: CoroutineFunction[T], *args: Any, **kwargs: Any) -> Gen[T]:
     """Run generator function ``fn(*args, **kwargs)``; past ``seconds``, cancel it and raise ``Timeout``."""
     if kwargs:
         fn, args = functools.partial(fn, *args, **kwargs), ()
@@ -96,13 +117,14 @@ def timeout_after(seconds: float, fn, *args, **kwargs):
 
 
 @types.coroutine
-def switch_to(dispatcher):
+def switch_to(dispatcher: Dispatcher) -> Gen[None]:
     """Move the current task to ``dispatcher`` for good."""
     yield (SWITCH, dispatcher)
 
 
 @types.coroutine
-def park(arm, abort, what=None):
+def park(arm: Callable[[Task[Any]], Any], abort: Callable[[Task[Any]], bool],
+         what: str | None = None) -> Gen[Any]:
     """The one way a primitive suspends a task (trio's wait_task_rescheduled).
 
     ``what`` says in a few words what the task waits for ("waits for an rpc

@@ -24,7 +24,7 @@ pytest.importorskip("mypy", reason="mypy is in the test extra: pip install -e '.
 MYPY_TIMEOUT = 50.0
 
 SCRIPT = '''\
-from genloop import Gen
+from genloop import Dispatchers, Event, Future, Gen, Queue, TaskGroup, gather, sleep, spawn, with_context
 from genloop.demos.measure.children import running
 from genloop.demos.measure.loadgen import generate
 from genloop.demos.measure.machine import machine
@@ -36,8 +36,26 @@ def answer() -> Gen[int]:
     return 42
 
 
+def double(x: int) -> int:
+    return 2 * x
+
+
 def main() -> Gen[None]:
     reveal_type((yield from answer()))  # -> int
+    reveal_type((yield from sleep(0.1)))  # -> None
+    task = yield from spawn(answer)
+    reveal_type(task)  # -> genloop.kernel.task.Task[int]
+    reveal_type((yield from task.join()))  # -> int
+    reveal_type((yield from with_context(Dispatchers.IO, double, 2)))  # -> int
+    reveal_type((yield from with_context(Dispatchers.Default, answer)))  # -> int
+    q: Queue[str] = Queue()
+    reveal_type((yield from q.get()))  # -> str
+    f: Future[bytes] = Future()
+    reveal_type((yield from f.wait()))  # -> bytes
+    reveal_type((yield from Event().wait()))  # -> None
+    group = TaskGroup()
+    reveal_type((yield from group.spawn(answer)))  # -> genloop.kernel.task.Task[int]
+    reveal_type((yield from gather(answer(), answer())))  # -> list[Any]
     wrong: str = yield from answer()  # error: Incompatible types in assignment
     client = yield from connect("127.0.0.1", 1)
     reveal_type(client)  # -> genloop.rpc.peer.Peer
@@ -49,6 +67,14 @@ def main() -> Gen[None]:
     reveal_type(server.shutdown())  # -> typing.Generator[Any, Any, None]
     reveal_type((yield from generate("127.0.0.1", 1, ["/"], 1, 0.1)))  # -> dict[Any, Any]
 
+
+
+async def amain() -> None:
+    reveal_type(await sleep(0.1))  # -> None
+    task = await spawn(answer)
+    reveal_type(await task.join())  # -> int
+    reveal_type(await Queue[int]().get())  # -> int
+    reveal_type(await TaskGroup().join())  # -> None
 
 reveal_type(Backoff().next())  # -> float
 reveal_type(BlockingClient("127.0.0.1", 1).call("add", 1, 2))  # -> Any
