@@ -1,7 +1,7 @@
 """The msgpack-rpc server: methods in a ``Registry``, one ``Peer`` per connection."""
 from genloop import net
 
-from .peer import Peer, Registry
+from .peer import MAX_IN_FLIGHT, Peer, Registry
 
 
 class Server:
@@ -9,12 +9,14 @@ class Server:
 
     Requests on one connection run concurrently and their answers leave as
     they finish, out of order; a failing method becomes an error response and
-    the server goes on.
+    the server goes on. ``max_in_flight`` bounds the requests each
+    connection runs in tasks at once (see ``Peer``).
     """
 
-    def __init__(self, *, dispatcher=None, name="rpc"):
+    def __init__(self, *, dispatcher=None, name="rpc", max_in_flight: int = MAX_IN_FLIGHT):
         self.methods = Registry()
         self.dispatcher = dispatcher
+        self.max_in_flight = max_in_flight
         self.name = name
         self.tcp = None
         self.peers = set()
@@ -26,7 +28,8 @@ class Server:
     method = register
 
     def _connection(self, stream):
-        peer = Peer(stream, self.methods, dispatcher=self.dispatcher, name=f"{self.name}-peer")
+        peer = Peer(stream, self.methods, dispatcher=self.dispatcher, name=f"{self.name}-peer",
+                    max_in_flight=self.max_in_flight)
         self.peers.add(peer)
         try:
             yield from peer.start()

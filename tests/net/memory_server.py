@@ -3,19 +3,16 @@
 Prints its port, then serves ``/big`` (100 KB, noting the ``X-Client`` it
 came for), ``/seen`` (how many clients were answered), ``/stream?n=N`` (N
 chunks of 1 MiB from a generator) and ``/produce?n=N`` (the same from a
-producer coroutine). Its address space is capped at startup size + 1 GiB, so
-a server that gathers what it should stream fails fast instead of taking the
-machine's memory.
+producer coroutine), in an address space capped by ``netutil.cap_memory``.
 """
-import resource
 import sys
 
 from genloop import run, sleep
 from genloop.net import Response, serve_http
+from tests.net.netutil import cap_memory
 
 BIG = b"x" * 100_000
 CHUNK = b"y" * (1 << 20)
-HEADROOM = 1 << 30
 seen = set()
 
 
@@ -49,12 +46,6 @@ def main():
     server = yield from serve_http(app, "127.0.0.1", 0, idle_timeout=60.0)
     print(server.port, flush=True)
     yield from server.serve_forever()
-
-
-def cap_memory():
-    with open("/proc/self/status") as f:
-        size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
-    resource.setrlimit(resource.RLIMIT_AS, (size + HEADROOM, size + HEADROOM))
 
 
 if __name__ == "__main__":

@@ -6,13 +6,11 @@ server: buffers, parsed requests, queued answers.
 """
 import os
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.net.netutil import DEADLINE, HOST, connect
+from tests.net.netutil import HOST, connect, rss, server_process
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.skipif(not os.path.exists("/proc/self/status"),
                                                           reason="reads VmRSS from /proc")]
@@ -22,22 +20,10 @@ RSS_BOUND = 64 << 20
 CLIENTS = 100
 
 
-def rss(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-
-
 @pytest.fixture
 def server():
-    env = dict(os.environ, MALLOC_ARENA_MAX="2")
-    proc = subprocess.Popen([sys.executable, "-m", "tests.net.memory_server"], stdout=subprocess.PIPE,
-                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))), env=env)
-    try:
-        port = int(proc.stdout.readline())
-        yield proc, port
-    finally:
-        proc.kill()
-        proc.wait(DEADLINE)
+    with server_process("tests.net.memory_server") as served:
+        yield served
 
 
 def get(port: int, target: str) -> bytes:
