@@ -312,13 +312,9 @@ class Monitor:
                 log.warning("genloop monitor: closed a connection that spoke HTTP (a web page?)")
                 return False
             if not client.trusted:
-                if not hmac.compare_digest(line.strip(), b"auth " + self.token):
-                    _send(conn, b"genloop monitor: send auth TOKEN first (the token is in %s); bye\n"
-                          % self.token_file.encode(errors="replace"))
+                if not self._authenticate(conn, line):
                     return False
                 client.trusted = True
-                if not _send(conn, GREETING + PROMPT):
-                    return False
                 continue
             words = line.decode(errors="replace").split()
             if words and words[0] == "quit":
@@ -328,6 +324,14 @@ class Monitor:
             if not _send(conn, answer.encode(errors="backslashreplace") + PROMPT):
                 return False
         return True
+
+    def _authenticate(self, conn, line) -> bool:
+        """The first line on TCP must be ``auth TOKEN``: greet the client if it is, else say why and refuse."""
+        if not hmac.compare_digest(line.strip(), b"auth " + self.token):
+            _send(conn, b"genloop monitor: send auth TOKEN first (the token is in %s); bye\n"
+                  % self.token_file.encode(errors="replace"))
+            return False
+        return _send(conn, GREETING + PROMPT)
 
     @staticmethod
     def _drop(conn, sel, clients):

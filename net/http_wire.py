@@ -247,7 +247,8 @@ def encode(resp, head_only: bool, keep_alive: bool, version: str):
     elif isinstance(body, (bytes, bytearray, memoryview)):
         framing = b"Content-Length: %d\r\n" % len(body)
     else:                                   # HEAD of a streamed body: its framing, no chunks
-        framing = b"Content-Length: %d\r\n" % h.length if h.length is not None else b"Transfer-Encoding: chunked\r\n"
+        framing = b"Content-Length: %d\r\n" % h.length if h.length is not None else \
+            b"Transfer-Encoding: chunked\r\n" if version == "1.1" else b""
         body = b""
     return b"%s%s%s\r\n%s" % (h.prefix, framing, connection_field(keep_alive, version),
                               b"" if head_only else body), keep_alive

@@ -254,7 +254,8 @@ class Server:
 
 def serve_tcp(handler, host: str = "127.0.0.1", port: int = 0, *, dispatcher=None,
               backlog: int = DEFAULT_BACKLOG, max_connections: int | None = None,
-              reuse_port: bool = False, limit: int = DEFAULT_LIMIT, idle_timeout: float | None = None):
+              reuse_port: bool = False, limit: int = DEFAULT_LIMIT, idle_timeout: float | None = None,
+              name: str = "tcp"):
     """Listen on ``host:port`` and serve each connection with ``handler(stream)``.
 
     Use as ``server = yield from serve_tcp(handle, "127.0.0.1", 0)``; the
@@ -262,9 +263,10 @@ def serve_tcp(handler, host: str = "127.0.0.1", port: int = 0, *, dispatcher=Non
     port). Handlers run on ``dispatcher`` (default: the caller's).
     ``max_connections`` leaves further clients waiting in the backlog;
     ``idle_timeout`` (seconds; default None: never) closes a connection that
-    has waited that long on its socket (see ``Server``).
+    has waited that long on its socket (see ``Server``). ``name`` names the
+    server and its tasks (``NAME-accept``, ``NAME:PORT`` per connection).
     """
     listener = listen(host, port, backlog=backlog, reuse_port=reuse_port)
     server = Server(handler, listener, dispatcher=dispatcher, max_connections=max_connections, limit=limit,
-                    idle_timeout=idle_timeout)
+                    idle_timeout=idle_timeout, name=name)
     return (yield from server.start())

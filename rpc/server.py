@@ -41,8 +41,7 @@ class Server:
     def start(self, host: str = "127.0.0.1", port: int = 0, **tcp_options):
         """Listen and start serving (a trap); returns the ``net.Server`` (``.port``)."""
         self.tcp = yield from net.serve_tcp(self._connection, host, port, dispatcher=self.dispatcher,
-                                            **tcp_options)
-        self.tcp.name = self.name
+                                            name=self.name, **tcp_options)
         return self.tcp
 
     def serve(self, host: str = "127.0.0.1", port: int = 0, **tcp_options):
