@@ -321,6 +321,7 @@ class HttpService:
         recv = sock.recv
         send = sock.send
         wait_read = socket._wait_read
+        parse, answer = self._parse, self._answer
         out = conn.out
         drained = False
         while True:
@@ -344,8 +345,8 @@ class HttpService:
                 return
             drained = len(data) < READ_SIZE
             while data:
-                data = self._parse(conn, data)
-                keep_alive = yield from self._answer(socket, conn)
+                data = parse(conn, data)
+                keep_alive = yield from answer(socket, conn)
                 if not keep_alive:
                     break
                 if conn.upgrading is not None:
