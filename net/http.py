@@ -407,6 +407,7 @@ class HttpService:
         app = self.app
         out = conn.out
         high_water = self.high_water
+        pending = conn.pending
         keep_alive = True
         for request in conn.ready:
             keep = request.keep_alive and not self.closing
@@ -417,16 +418,20 @@ class HttpService:
                 if type(response.body) is bytes and response.status >= 200:
                     data, keep_alive = encode(response, request.method == "HEAD", keep, request.version)
                 else:
+                    conn.pending = pending
                     data, keep_alive = yield from self._answer_other(socket, conn, request, response, keep)
+                    pending = conn.pending          # a streamed body sends and counts for itself
             except Exception:
                 log.exception("app failed on %r; answering 500", request)
                 data, keep_alive = encode(_INTERNAL_ERROR, False, keep, "1.1")
             out.append(data)
-            conn.pending += len(data)
-            if conn.pending > high_water:
+            pending += len(data)
+            if pending > high_water:
                 yield from self._flush(socket, conn)
+                pending = 0
             if not keep_alive:
                 break
+        conn.pending = pending
         conn.ready.clear()
         if conn.error is not None:
             if keep_alive:                  # after a close, the bad bytes are just dropped
