@@ -117,7 +117,10 @@ class Peer:
     connected, the server runs one per accepted connection.
     ``max_in_flight`` bounds the requests it serves in tasks at once, and
     past ``HIGH_WATER`` bytes of unsent answers it stops reading requests:
-    a peer that sends requests and never reads cannot make it grow.
+    a peer that sends requests and never reads cannot make it grow. While
+    the reader waits for a free slot it reads no answers either, so methods
+    that call back into the same peer and wait for the answer must number
+    fewer than ``max_in_flight`` at once.
     """
 
     def __init__(self, stream: Stream, methods: Registry | None = None, *, dispatcher=None, name="rpc",
