@@ -238,3 +238,16 @@ def test_the_monitor_thread_is_named_and_stopped():
 
     assert "genloop-monitor" in with_monitor(names)
     assert "genloop-monitor" not in [t.name for t in threading.enumerate()]
+
+
+def test_the_client_finds_the_one_running_monitor_by_itself():
+    def pipe(monitor, nap):
+        return subprocess.run([sys.executable, "-m", "genloop.demos.cli", "monitor"], input=b"ps\n",
+                              capture_output=True, timeout=20, cwd=ROOT)
+
+    r = with_monitor(pipe)
+    assert r.returncode == 0, r.stderr
+    assert b"napper" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "genloop.demos.cli", "monitor"], input=b"ps\n",
+                       capture_output=True, timeout=20, cwd=ROOT)
+    assert r.returncode == 1 and b"no monitor is running" in r.stderr
