@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from genloop.kernel import Cancelled, run
-from genloop.kernel.monitor import MONITOR_PORT, PROMPT
+from genloop.kernel.monitor import PROMPT, connect_monitor
 from genloop.kernel.stepper import DEFAULT_SIM_THREADS, Stepper
 from genloop.kernel.tracer import TASK_TRACKS, ChromeTracer
 
@@ -130,32 +130,36 @@ def trace(script: str = ScriptArg,
     raise typer.Exit(status)
 
 
-def monitor(port: int = typer.Option(MONITOR_PORT, envvar="GENLOOP_MONITOR_PORT",
-                                     help="the port the program's monitor listens on"),
-            host: str = typer.Option("127.0.0.1", help="the program's host (loopback)")):
+def monitor(port: int = typer.Option(None, envvar="GENLOOP_MONITOR_PORT",
+                                     help="a monitor on this TCP port (run(..., monitor=PORT)); its token is read for you"),
+            socket_path: str = typer.Option(None, "--socket", help="a monitor on this Unix socket"),
+            pid: int = typer.Option(None, help="the program whose monitor to talk to"),
+            host: str = typer.Option("127.0.0.1", help="the program's host, with --port (loopback)")):
     """Talk to the monitor of a running program (run(..., monitor=True) or GENLOOP_MONITOR=1).
 
+    Without an option: the one program of yours running a monitor.
     Commands: ps, where ID, tree, cancel ID, stats, help, quit. Reads them
     from the keyboard or from a pipe: echo ps | genloop monitor
     """
     try:
-        conn = socket.create_connection((host, port), timeout=MONITOR_TIMEOUT)
-    except OSError as e:
-        typer.echo(f"no monitor answers on {host}:{port} ({e.strerror or e}); start the program with "
+        conn = connect_monitor(path=socket_path, pid=pid, port=port, host=host, timeout=MONITOR_TIMEOUT)
+    except (OSError, LookupError) as e:
+        where = f"{host}:{port}" if port is not None else socket_path or (f"pid {pid}" if pid else "this machine")
+        typer.echo(f"no monitor answers on {where} ({getattr(e, 'strerror', None) or e}); start the program with "
                    "GENLOOP_MONITOR=1 or run(..., monitor=True)", err=True)
         raise typer.Exit(1)
     interactive = sys.stdin.isatty()
     with conn:
         while _relay(conn):
-            try:
-                line = input() if interactive else sys.stdin.readline()
+            try:       # bytes from a pipe: whatever they are, they cannot break the client
+                line = input().encode(errors="replace") if interactive else sys.stdin.buffer.readline()
             except EOFError:
                 break
             if not interactive:
                 if not line:
                     break
-                sys.stdout.write(line if line.endswith("\n") else line + "\n")
-            conn.sendall(line.strip().encode() + b"\n")
+                sys.stdout.write(line.rstrip(b"\n").decode(errors="replace") + "\n")
+            conn.sendall(line.strip() + b"\n")
     typer.echo("")
 
 

@@ -45,8 +45,9 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
     still alive is cancelled and reaped and every worker thread is stopped,
     so nothing started here outlives the call. ``slow_step`` (seconds, or
     None to turn it off) is the threshold of the slow-step report on Main.
-    ``monitor`` (True, a port, or None to follow ``GENLOOP_MONITOR=1``) starts
-    the console of ``kernel.monitor`` for the length of the call.
+    ``monitor`` (True: a private Unix socket; a path; a TCP port, with a
+    token; or None to follow ``GENLOOP_MONITOR=1``) starts the console of
+    ``kernel.monitor`` for the length of the call (see ``kernel.monitor``).
     """
     if current_kernel() is not None:
         raise RuntimeError("a kernel is already running on this thread; use spawn() inside it")

@@ -1,16 +1,30 @@
-"""HTTP/1.1 server on ``serve_tcp``: keep-alive, pipelining, limits and timeouts.
+"""HTTP/1.1 server on ``serve_tcp``: keep-alive, pipelining, limits, timeouts, back-pressure.
 
 ``app(request)`` is a generator function (a plain function works too) given a
-``Request`` and returning a ``Response``. Each connection is one task that
-reads the socket directly in large chunks and feeds ``httptools`` from it;
-every request completed by one read is answered, in order, and the answers
-go out in one ``send``, so a pipelining client costs one system call per
-batch, not per request.
+``Request`` and returning a ``Response`` (``http_wire`` says what a body may
+be: bytes, an iterable of chunks, or a producer coroutine). Each connection
+is one task that reads the socket directly in large chunks and feeds
+``httptools`` from it, ``PARSE_SLICE`` bytes at a time; the requests of a
+slice are answered in order and their bytes queued, and the queue goes out
+in one ``send`` after the read, so a pipelining client costs one system call
+per batch, not per request.
+
+Back-pressure: once more than ``high_water`` bytes (``HIGH_WATER``) wait to
+be sent, the connection sends them and waits until the client has taken them
+all before it answers, parses or reads anything more (the flow control of
+nginx and uvicorn). A client that pipelines and never reads therefore holds
+at most about ``high_water`` + one response + one read of the server's memory.
 
 Limits answer instead of crashing: a request head over ``max_head`` bytes
-gets 431, a body over ``max_body`` 413, a malformed request 400, and each of
-those closes the connection. An exception in ``app`` is logged and answered
-with 500; the request was read whole, so the connection goes on.
+gets 431 (414 when the request-target alone is over it), a body over
+``max_body`` 413, a malformed request 400 (so does a missing or repeated
+``Host`` on HTTP/1.1, ``Transfer-Encoding`` on HTTP/1.0, an asterisk-form
+target but ``OPTIONS *``), a version but 1.0 and 1.1 505, ``CONNECT`` 501;
+each of those closes the connection after the requests before it are
+answered. An exception in ``app`` is logged and answered with 500; the
+request was read whole, so the connection goes on. A request asking to
+``Upgrade`` is an ordinary request unless the app answers it with
+``Response.upgrade``; the connection then goes on after it.
 
 Timeouts cost no timer per request: a kernel timer armed and removed around
 every wait costs ~1.8 us with a thousand others pending (SortedList), a
@@ -25,19 +39,27 @@ and two sweeps after it.
 import logging
 import socket as _socket
 import threading
-from http import HTTPStatus
 from types import GeneratorType
-from urllib.parse import parse_qsl, unquote
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from genloop.kernel import current_kernel, current_task, sleep
 
+from .http_wire import Headers, Request, Response, connection_field, encode, error_response, head
 from .stream import READ_SIZE
 from .tcp import DEFAULT_BACKLOG, serve_tcp
 
+__all__ = ["serve_http", "HttpService", "Headers", "Request", "Response"]
+
 log = logging.getLogger("genloop.net.http")
 
+#: Bytes of a read given to the parser at a time, each slice's requests
+#: answered before the next is parsed: a read of tiny pipelined requests then
+#: holds at most ~150 parsed requests, not ~2,400.
+PARSE_SLICE = 4 * 1024
+#: Unsent response bytes above which a connection stops answering, parsing and
+#: reading until the client has read them (uvicorn and h11 pause at 64 KiB too).
+HIGH_WATER = 64 * 1024
 #: Largest request head (request line + headers): Node.js's default, h11's too.
 MAX_HEAD = 16 * 1024
 #: Largest request body: nginx's ``client_max_body_size`` default.
@@ -53,213 +75,13 @@ MAX_SWEEP = 1.0
 #: at most this long before closing, so it sees the answer rather than a reset
 #: (nginx's ``lingering_close``, whose ``lingering_timeout`` is 5 s).
 LINGER_TIMEOUT = 2.0
+#: Pieces per ``sendmsg``: Linux's IOV_MAX.
+MAX_IOV = 1024
 
 _INF = float("inf")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-class Headers(list):
-    """The request's header fields: the raw ``(name, value)`` byte pairs, in order.
-
-    Being the raw list itself costs nothing per request; lookups by name are
-    case-insensitive, return ``str`` (latin-1, as RFC 9110 says) and scan the
-    list, which is short.
-    """
-
-    __slots__ = ()
-
-    def get(self, name: str, default=None):
-        """The first value of ``name``, or ``default``."""
-        key = name.lower().encode("latin-1")
-        for n, v in self:
-            if n.lower() == key:
-                return v.decode("latin-1")
-        return default
-
-    def getall(self, name: str) -> list:
-        """Every value of ``name``, in order."""
-        key = name.lower().encode("latin-1")
-        return [v.decode("latin-1") for n, v in self if n.lower() == key]
-
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            value = self.get(key)
-            if value is None:
-                raise KeyError(key)
-            return value
-        return list.__getitem__(self, key)
-
-    def __contains__(self, name):
-        if isinstance(name, str):
-            return self.get(name) is not None
-        return list.__contains__(self, name)
-
-
-class Request:
-    """One parsed request: ``method``, ``path`` (percent-decoded), ``query`` (raw),
-    ``params`` (parsed query, last value wins), ``headers``, ``body``, ``version``,
-    ``keep_alive`` and ``target`` (the raw request-target bytes)."""
-
-    __slots__ = ("method", "target", "headers", "body", "version", "keep_alive",
-                 "_path", "_query", "_params")
-
-    def __init__(self, method, target, headers, body, version, keep_alive):
-        self.method = method
-        self.target = target
-        self.headers = headers
-        self.body = body
-        self.version = version
-        self.keep_alive = keep_alive
-
-    def __repr__(self):
-        return f"<Request {self.method} {self.target.decode('latin-1')} HTTP/{self.version}>"
-
-    def _split(self):
-        target = self.target
-        if not target.startswith(b"/"):        # absolute-form, as sent to proxies
-            target = target.partition(b"://")[2]
-            target = target[target.find(b"/"):] if b"/" in target else b"/"
-        path, _, query = target.partition(b"?")
-        path = path.decode("latin-1")
-        self._path = unquote(path) if "%" in path else path
-        self._query = query.decode("latin-1")
-
-    # The parts below are computed on first use (an unset slot raises
-    # AttributeError): most handlers never look at some of them.
-    @property
-    def path(self) -> str:
-        try:
-            return self._path
-        except AttributeError:
-            self._split()
-            return self._path
-
-    @property
-    def query(self) -> str:
-        try:
-            return self._query
-        except AttributeError:
-            self._split()
-            return self._query
-
-    @property
-    def params(self) -> dict:
-        try:
-            return self._params
-        except AttributeError:
-            self._params = dict(parse_qsl(self.query, keep_blank_values=True))
-            return self._params
-
-
-class Response:
-    """What ``app`` returns: a status, a body and extra headers.
-
-    A bytes-like ``body`` is sent with Content-Length; any other iterable of
-    bytes chunks is sent with chunked transfer coding (HTTP/1.0 clients get it
-    raw and the connection closes after it). ``headers`` is a sequence of
-    ``(name, value)`` pairs (str or bytes); a tuple is encoded once and
-    cached, so keep module-level header tuples constant.
-    """
-
-    __slots__ = ("status", "body", "headers")
-
-    def __init__(self, status: int = 200, body=b"", headers=()):
-        self.status = status
-        self.body = body
-        self.headers = headers
-
-    def __repr__(self):
-        return f"<Response {self.status}>"
-
-
-def _status_line(status: int) -> bytes:
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = "Unknown"
-    return f"HTTP/1.1 {status} {reason}\r\n".encode("latin-1")
-
-
-def _field(x) -> bytes:
-    return x if isinstance(x, bytes) else str(x).encode("latin-1")
-
-
-def _make_head(status: int, headers) -> tuple:
-    """``(headers, prefix, closes, bodyless)``: the status line and header fields as
-    bytes, whether they say ``Connection: close``, and whether the status has no body."""
-    fields = [_STATUS_LINES.get(status) or _status_line(status)]
-    closes = False
-    for name, value in headers:
-        name, value = _field(name), _field(value)
-        if b"\n" in name + value or b"\r" in name + value:
-            raise ValueError(f"response header {name!r} holds a line break (response splitting)")
-        if name.lower() == b"connection" and value.lower() == b"close":
-            closes = True
-        else:
-            fields.append(b"%s: %s\r\n" % (name, value))
-    return headers, b"".join(fields), closes, status < 200 or status == 204
-
-
-_STATUS_LINES = {s.value: _status_line(s.value) for s in HTTPStatus}
-_BARE = {s.value: _make_head(s.value, ()) for s in HTTPStatus}
-#: Encoded heads of header tuples, keyed by (status, id(tuple)); the entry
-#: holds the tuple, so its id cannot be reused while cached. An app returning
-#: module-level constants encodes them once.
-_HEADS = {}
-_MAX_HEADS = 256
-#: The last (status, headers, entry) looked up: most apps answer the same way
-#: every time, and this check is a third of the encoding's cost cheaper.
-_last = (None, None, None)
-
-
-def _head(status: int, headers) -> tuple:
-    global _last
-    last = _last                     # one read: other threads may replace it meanwhile
-    if last[1] is headers and last[0] == status:
-        return last[2]
-    if not headers:
-        entry = _BARE.get(status) or _make_head(status, ())
-    elif type(headers) is not tuple:
-        return _make_head(status, headers)
-    else:
-        entry = _HEADS.get((status, id(headers)))
-        if entry is None or entry[0] is not headers:
-            if len(_HEADS) >= _MAX_HEADS:
-                _HEADS.clear()
-            entry = _HEADS[status, id(headers)] = _make_head(status, headers)
-    _last = (status, headers, entry)
-    return entry
-
-
-def _encode(resp, head_only: bool, keep_alive: bool, version: str):
-    """``resp`` as bytes, and whether the connection may stay open after it."""
-    _, prefix, closes, bodyless = _head(resp.status, resp.headers)
-    body = resp.body
-    if type(body) is bytes and keep_alive and not closes and not head_only and not bodyless \
-            and version == "1.1":
-        return b"%sContent-Length: %d\r\n\r\n%s" % (prefix, len(body), body), True
-    keep_alive = keep_alive and not closes
-    if bodyless:
-        framing, body = b"", b""
-    elif isinstance(body, (bytes, bytearray, memoryview)):
-        framing = b"Content-Length: %d\r\n" % len(body)
-    elif version == "1.0":                      # no chunked coding: the close ends the body
-        keep_alive = False
-        framing, body = b"", b"".join(body)
-    else:
-        framing = b"Transfer-Encoding: chunked\r\n"
-        body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in body if c) + b"0\r\n\r\n"
-    if not keep_alive:
-        connection = b"Connection: close\r\n"
-    elif version == "1.0":
-        connection = b"Connection: keep-alive\r\n"
-    else:
-        connection = b""
-    return b"%s%s%s\r\n%s" % (prefix, framing, connection, b"" if head_only else body), keep_alive
-
-
-def _error(status: int) -> bytes:
-    return _encode(Response(status), False, False, "1.1")[0]
+_INTERNAL_ERROR = Response(500)
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
 
 class _Reject(Exception):
@@ -269,65 +91,100 @@ class _Reject(Exception):
         self.status = status
 
 
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
-
-
 class _Connection:
     """The parser's callbacks and one connection's state between reads.
 
-    Completed requests pile up in ``ready``; the read loop answers them after
-    each ``feed_data``. Kept small: these callbacks run for every request.
+    Completed requests pile up in ``ready``, answers in ``out`` (``pending``
+    bytes of them). Kept small: these callbacks run for every request.
     ``deadline`` is how long the connection may keep waiting (infinite while
-    it is busy); the sweeper reads it.
+    it is busy); the sweeper reads it. ``error`` is the status a request that
+    cannot be parsed gets; ``upgrading`` the request the parser stopped at
+    because it asked to switch protocols, ``rest`` the bytes after it.
     """
 
-    __slots__ = ("parser", "max_head", "max_body", "ready", "in_message", "in_head", "head_size",
-                 "head_read", "head_deadline", "deadline", "task", "target", "headers", "body",
-                 "body_size", "expect", "pending_continue", "connection_field")
+    __slots__ = ("parser", "stream", "max_head", "max_body", "ready", "out", "pending", "error",
+                 "in_message", "in_head", "head_size", "head_read", "head_deadline", "deadline", "task",
+                 "method", "target", "version", "keep_alive", "headers", "body", "body_size", "expect", "hosts", "chunked",
+                 "pending_continue", "connection_field", "upgrading", "rest")
 
-    def __init__(self, max_head, max_body):
+    def __init__(self, max_head, max_body, stream):
         self.parser = HttpRequestParser(self)
+        self.stream = stream
         self.max_head = max_head
         self.max_body = max_body
         self.ready = []
+        self.out = []
+        self.pending = 0
+        self.error = self.upgrading = None
+        self.rest = b""
         self.in_message = self.in_head = self.pending_continue = False
         self.head_size = self.head_read = 0
         self.head_deadline = 0.0
         self.deadline = _INF
         self.task = None
 
+    # -- the parser's callbacks ---------------------------------------------
     def on_message_begin(self):
         self.in_message = self.in_head = True
         self.target = b""
         self.headers = Headers()
         self.body = None
-        self.body_size = 0
-        self.expect = self.connection_field = False
+        self.body_size = self.hosts = 0
+        self.expect = self.connection_field = self.chunked = False
 
     def on_url(self, part):
         self.target += part
         self.head_size += len(part)
+        if self.head_size > self.max_head:
+            raise _Reject(414)
 
     def on_header(self, name, value):
         self.head_size += len(name) + len(value) + 4
         if self.head_size > self.max_head:
             raise _Reject(431)
         n = len(name)
-        if n == 10:
+        if n == 4:
+            if name == b"Host" or name.lower() == b"host":
+                self.hosts += 1
+        elif n == 10:
             self.connection_field = self.connection_field or name.lower() == b"connection"
         elif n == 14 and self.max_body is not None and name.lower() == b"content-length":
             if int(value) > self.max_body:
                 raise _Reject(413)
         elif n == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
             self.expect = True
+        elif n == 17 and name.lower() == b"transfer-encoding":
+            self.chunked = True
         self.headers.append((name, value))
 
     def on_headers_complete(self):
+        parser = self.parser
+        keep_alive = self.keep_alive = parser.should_keep_alive()
+        # llhttp takes HTTP/0.9, 1.0, 1.1 and 2.0 only, and keeps only 1.1
+        # alive without a Connection field: that spares get_http_version (0.15 us).
+        version = self.version = "1.1" if keep_alive and not self.connection_field else parser.get_http_version()
+        self.method = parser.get_method()
+        if version != "1.1":
+            if version != "1.0":
+                raise _Reject(505)
+            if self.chunked or self.hosts > 1:      # RFC 9112 6.1; RFC 9110 7.2
+                raise _Reject(400)
+        elif self.hosts != 1:
+            raise _Reject(400)
+        if self.target[0] != 47:                   # not origin-form ("/..."): the rare kinds
+            self._check_target()
         self.in_head = False
         self.head_size = self.head_read = 0
         self.head_deadline = 0.0
-        if self.expect and self.parser.get_http_version() == "1.1":
+        if self.expect and version == "1.1":
             self.pending_continue = True
+
+    def _check_target(self):
+        """Refuse what no app should see: CONNECT (tunnels) and ``*`` but for OPTIONS."""
+        if self.method == b"CONNECT":
+            raise _Reject(501)
+        if self.target == b"*" and self.method != b"OPTIONS":
+            raise _Reject(400)
 
     def on_body(self, part):
         self.body_size += len(part)
@@ -339,19 +196,59 @@ class _Connection:
             self.body.append(part)
 
     def on_message_complete(self):
-        parser = self.parser
-        method = parser.get_method()
-        keep_alive = parser.should_keep_alive()
-        # Without a Connection field, keep-alive is what the version implies
-        # (1.1: yes, 1.0: no), which spares get_http_version (0.4 us) for 1.1.
-        version = "1.1" if keep_alive and not self.connection_field else parser.get_http_version()
+        method = self.method
         self.in_message = self.pending_continue = False
         self.ready.append(Request(
             _METHODS.get(method) or method.decode("latin-1"), self.target, self.headers,
-            b"".join(self.body) if self.body else b"", version, keep_alive))
+            b"".join(self.body) if self.body else b"", self.version, self.keep_alive))
+
+    # -- Upgrade -------------------------------------------------------------
+    def stop_at_upgrade(self, rest: bytes):
+        """The parser stopped after a request asking to Upgrade; ``rest`` follows it."""
+        request = self.upgrading = self.ready[-1]
+        self.rest = rest
+        if self.chunked or request.headers.get("content-length", "0") != "0":
+            request.keep_alive = False      # its body is in ``rest``, unparsed: end after the answer
+
+    def resume(self) -> bytes:
+        """The app did not switch protocols: parse on, from the bytes after the request."""
+        self.parser = HttpRequestParser(self)
+        self.upgrading = None
+        rest, self.rest = self.rest, b""
+        return rest
 
 
-_INTERNAL_ERROR = Response(500)
+class _BodyWriter:
+    """The ``write`` a streamed body's chunks go through: framed, queued, sent above the mark."""
+
+    __slots__ = ("service", "socket", "conn", "chunked", "length", "sent")
+
+    def __init__(self, service, socket, conn, chunked, length):
+        self.service, self.socket, self.conn = service, socket, conn
+        self.chunked, self.length = chunked, length
+        self.sent = 0
+
+    def write(self, chunk):
+        """Send ``chunk`` (a coroutine: waits while the client is slow to read)."""
+        if type(chunk) is not bytes:
+            if not isinstance(chunk, (bytearray, memoryview)):
+                raise TypeError(f"a body chunk must be bytes, not {type(chunk).__name__}")
+            chunk = bytes(chunk)          # queued past this call: the caller may reuse its buffer
+        n = len(chunk)
+        if not n:
+            return                        # an empty chunk would end chunked coding
+        self.sent += n
+        if self.length is not None and self.sent > self.length:
+            raise ValueError(f"the body is longer than its Content-Length {self.length}")
+        conn = self.conn
+        if self.chunked:
+            conn.out += (b"%x\r\n" % n, chunk, b"\r\n")
+        else:
+            conn.out.append(chunk)
+        conn.pending += n
+        if conn.pending > self.service.high_water:
+            yield from self.service._flush(self.socket, conn)
+            yield                         # a turn for the others, even if the client reads as fast
 
 
 class HttpService:
@@ -367,13 +264,14 @@ class HttpService:
     """
 
     def __init__(self, app, clock, *, max_head=MAX_HEAD, max_body=MAX_BODY,
-                 idle_timeout=IDLE_TIMEOUT, header_timeout=HEADER_TIMEOUT):
+                 idle_timeout=IDLE_TIMEOUT, header_timeout=HEADER_TIMEOUT, high_water=HIGH_WATER):
         self.app = app
         self.clock = clock
         self.max_head = max_head
         self.max_body = max_body
         self.idle_timeout = idle_timeout
         self.header_timeout = header_timeout
+        self.high_water = high_water
         self.sweep_every = min(MAX_SWEEP, idle_timeout / 4, header_timeout / 4)
         self.closing = False
         self._live = set()
@@ -404,7 +302,7 @@ class HttpService:
 
     def handle(self, stream):
         """Serve one connection until it closes, errs or times out."""
-        conn = _Connection(self.max_head, self.max_body)
+        conn = _Connection(self.max_head, self.max_body, stream)
         conn.task = yield from current_task()
         with self._lock:
             self._live.add(conn)
@@ -414,16 +312,15 @@ class HttpService:
             with self._lock:
                 self._live.discard(conn)
 
+    # -- the connection loop -------------------------------------------------
     def _serve(self, socket, conn):
-        """The read loop; the hot path: every request passes here, so names are local."""
+        """Read, parse and answer until the connection ends; the hot path, so names are local."""
         sock = socket.sock
         recv = sock.recv
         send = sock.send
         wait_read = socket._wait_read
-        feed = conn.parser.feed_data
-        ready = conn.ready
-        app = self.app
-        out = []
+        parse, answer = self._parse, self._answer
+        out = conn.out
         drained = False
         while True:
             if drained:
@@ -445,69 +342,174 @@ class HttpService:
             if not data:
                 return
             drained = len(data) < READ_SIZE
-            error = None
-            try:
-                feed(data)
-            except HttpParserUpgrade:
-                error = 0                          # answer what came before, then close
-            except HttpParserError as e:
-                reject = e.__context__
-                error = reject.status if isinstance(reject, _Reject) else 400
-            if conn.in_head and not ready and error is None:
-                # httptools buffers an unfinished field itself, out of the
-                # callbacks' sight: bound it by the reads that held nothing
-                # but this head (all of them but, at most, the first).
-                conn.head_read += len(data)
-                if conn.head_read > self.max_head:
-                    error = 431
-            keep_alive = True
-            for request in ready:
-                try:
-                    response = app(request)
-                    if type(response) is GeneratorType:
-                        response = yield from response
-                    data, keep_alive = _encode(response, request.method == "HEAD",
-                                               request.keep_alive and not self.closing,
-                                               request.version)
-                except Exception:
-                    log.exception("app failed on %r; answering 500", request)
-                    data, keep_alive = _encode(_INTERNAL_ERROR, False,
-                                               request.keep_alive and not self.closing, "1.1")
-                out.append(data)
+            while data:
+                data = parse(conn, data)
+                keep_alive = yield from answer(socket, conn)
                 if not keep_alive:
                     break
-            ready.clear()
-            if error is not None and keep_alive:        # after a close, bytes are just dropped
-                keep_alive = False
-                if error:
-                    out.append(_error(error))
-            elif keep_alive and conn.pending_continue:
-                conn.pending_continue = False
-                out.append(_CONTINUE)
+                if conn.upgrading is not None:
+                    data = conn.resume()
             if out:
                 data = out[0] if len(out) == 1 else b"".join(out)
                 out.clear()
+                conn.pending = 0
                 try:
                     sent = send(data)
                 except BlockingIOError:
                     sent = 0
                 if sent < len(data):
-                    yield from self._send_rest(socket, conn, memoryview(data)[sent:])
+                    out.append(memoryview(data)[sent:])
+                    yield from self._flush(socket, conn)
             if not keep_alive:
-                if error:
+                if conn.error:
                     yield from self._linger(sock, wait_read, conn)
                 return
 
-    def _send_rest(self, socket, conn, view):
-        """The part of a batch the socket did not take at once (the peer reads slowly)."""
-        send = socket.sock.send
-        while view:
+    def _parse(self, conn, data):
+        """Feed the parser up to PARSE_SLICE bytes of ``data``; return the rest.
+
+        A request the parser refuses sets ``conn.error``; one asking to
+        Upgrade stops the parser, which keeps what follows in ``conn.rest``.
+        """
+        if len(data) > PARSE_SLICE:
+            view = memoryview(data)
+            data, rest = view[:PARSE_SLICE], view[PARSE_SLICE:]
+        else:
+            rest = b""
+        try:
+            conn.parser.feed_data(data)
+        except HttpParserUpgrade as e:
+            conn.stop_at_upgrade(bytes(data[e.args[0]:]) + bytes(rest))
+            return b""
+        except HttpParserError as e:
+            reject = e.__context__
+            conn.error = reject.status if isinstance(reject, _Reject) else \
+                505 if "Invalid HTTP version" in str(e) else 400
+            return b""
+        if conn.in_head and not conn.ready:
+            # httptools buffers an unfinished field itself, out of the
+            # callbacks' sight: bound it by the slices that held nothing
+            # but this head (all of them but, at most, the first).
+            conn.head_read += len(data)
+            if conn.head_read > self.max_head:
+                conn.error = 431
+                return b""
+        return rest
+
+    def _answer(self, socket, conn):
+        """Answer the parsed requests in order, queueing their bytes; False once the connection must end.
+
+        Past ``high_water`` queued bytes, they are sent before the next
+        request is answered: the back-pressure on a client that does not read.
+        """
+        app = self.app
+        out = conn.out
+        high_water = self.high_water
+        pending = conn.pending
+        keep_alive = True
+        for request in conn.ready:
+            keep = request.keep_alive and not self.closing
             try:
-                view = view[send(view):]
+                response = app(request)
+                if type(response) is GeneratorType:
+                    response = yield from response
+                if type(response.body) is bytes and response.status >= 200:
+                    data, keep_alive = encode(response, request.method == "HEAD", keep, request.version)
+                else:
+                    conn.pending = pending
+                    data, keep_alive = yield from self._answer_other(socket, conn, request, response, keep)
+                    pending = conn.pending          # a streamed body sends and counts for itself
+            except Exception:
+                log.exception("app failed on %r; answering 500", request)
+                data, keep_alive = encode(_INTERNAL_ERROR, False, keep, "1.1")
+            out.append(data)
+            pending += len(data)
+            if pending > high_water:
+                yield from self._flush(socket, conn)
+                pending = 0
+            if not keep_alive:
+                break
+        conn.pending = pending
+        conn.ready.clear()
+        if conn.error is not None:
+            if keep_alive:                  # after a close, the bad bytes are just dropped
+                out.append(error_response(conn.error))
+            return False
+        if keep_alive and conn.pending_continue:
+            conn.pending_continue = False
+            out.append(_CONTINUE)
+        return keep_alive
+
+    def _answer_other(self, socket, conn, request, response, keep):
+        """A response whose body is not plain bytes, or whose status is not final; ``(bytes, keep_alive)``."""
+        status, body = response.status, response.body
+        if status == 101:
+            return (yield from self._switch(socket, conn, request, response))
+        if status < 200:
+            raise ValueError(f"{status} is not a final status (use Response.upgrade to switch protocols)")
+        head_only = request.method == "HEAD"
+        if isinstance(body, (bytearray, memoryview)):
+            return encode(response, head_only, keep, request.version)
+        if head_only or head(status, response.headers).bodyless:
+            if type(body) is GeneratorType:
+                body.close()
+            return encode(response, head_only, keep, request.version)
+        return (yield from self._stream(socket, conn, request, response, keep))
+
+    def _stream(self, socket, conn, request, response, keep):
+        """Send a streamed body as it is produced (see ``http_wire``); ``(bytes, keep_alive)``."""
+        h = head(response.status, response.headers)
+        version = request.version
+        chunked = h.length is None and version == "1.1"
+        keep = keep and not h.closes and (chunked or h.length is not None)
+        framing = b"Transfer-Encoding: chunked\r\n" if chunked else \
+            b"" if h.length is None else b"Content-Length: %d\r\n" % h.length
+        conn.out.append(b"%s%s%s\r\n" % (h.prefix, framing, connection_field(keep, version)))
+        writer = _BodyWriter(self, socket, conn, chunked, h.length)
+        body = response.body
+        try:
+            if callable(body):
+                yield from body(writer.write)
+            else:
+                for chunk in body:
+                    yield from writer.write(chunk)
+            if h.length is not None and writer.sent != h.length:
+                raise ValueError(f"the body has {writer.sent} bytes, its Content-Length says {h.length}")
+        except Exception:
+            log.exception("streaming the body for %r failed; closing the connection", request)
+            return b"", False
+        return (b"0\r\n\r\n" if chunked else b""), keep
+
+    def _switch(self, socket, conn, request, response):
+        """Answer 101, then hand the connection's stream to the app's protocol handler."""
+        if request is not conn.upgrading:
+            raise ValueError(f"101 answers a request that asked to Upgrade; {request!r} did not")
+        conn.out.append(head(101, response.headers).prefix + b"\r\n")
+        yield from self._flush(socket, conn)
+        stream = conn.stream
+        stream._buf += conn.rest
+        conn.rest = b""
+        conn.upgrading = None
+        try:
+            yield from response.body(stream)
+        except Exception:
+            log.exception("the protocol handler after upgrading %r failed", request)
+        return b"", False
+
+    def _flush(self, socket, conn):
+        """Send all of ``conn.out``, waiting while the client is slow to read: the back-pressure."""
+        out = conn.out
+        sock = socket.sock
+        while out:
+            try:
+                sent = sock.send(out[0]) if len(out) == 1 else sock.sendmsg(out[:MAX_IOV])
             except BlockingIOError:
                 conn.deadline = self.idle_deadline
                 yield socket._wait_write
                 conn.deadline = _INF
+                continue
+            _consume(out, sent)
+        conn.pending = 0
 
     def _linger(self, sock, wait_read, conn):
         """Half-close, then drop what the client still sends until it closes too."""
@@ -526,17 +528,33 @@ class HttpService:
                 return
 
 
+def _consume(out: list, sent: int) -> None:
+    """Drop the first ``sent`` bytes from the pieces in ``out``."""
+    done = 0
+    for piece in out:
+        n = len(piece)
+        if sent < n:
+            break
+        sent -= n
+        done += 1
+    del out[:done]
+    if sent:
+        out[0] = memoryview(out[0])[sent:]
+
+
 def serve_http(app, host: str = "127.0.0.1", port: int = 0, *, dispatcher=None,
                backlog: int = DEFAULT_BACKLOG, max_connections: int | None = None,
                reuse_port: bool = False, max_head: int = MAX_HEAD, max_body: int | None = MAX_BODY,
-               idle_timeout: float = IDLE_TIMEOUT, header_timeout: float = HEADER_TIMEOUT):
+               idle_timeout: float = IDLE_TIMEOUT, header_timeout: float = HEADER_TIMEOUT,
+               high_water: int = HIGH_WATER):
     """Serve ``app`` over HTTP/1.1 on ``host:port``; a trap returning the ``Server``.
 
     ``server = yield from serve_http(app, "127.0.0.1", 0)``; the other
-    arguments are ``serve_tcp``'s, then the limits (``max_body=None``: no limit).
+    arguments are ``serve_tcp``'s, then the limits (``max_body=None``: no
+    limit) and ``high_water``, the unsent bytes at which a connection pauses.
     """
     service = HttpService(app, current_kernel().clock.now, max_head=max_head, max_body=max_body,
-                          idle_timeout=idle_timeout, header_timeout=header_timeout)
+                          idle_timeout=idle_timeout, header_timeout=header_timeout, high_water=high_water)
     server = yield from serve_tcp(service.handle, host, port, dispatcher=dispatcher,
                                   backlog=backlog, max_connections=max_connections,
                                   reuse_port=reuse_port, name="http")

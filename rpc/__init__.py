@@ -2,10 +2,10 @@
 from .client import BlockingClient, Client, connect
 from .errors import ConnectionLost, RemoteError, RPCError
 from .peer import Peer, Registry
-from .protocol import Connection, Notification, ProtocolError, Request, Response
+from .protocol import Connection, NotificationMessage, ProtocolError, RequestMessage, ResponseMessage
 from .reconnect import Backoff, BlockingPool, ReconnectingClient
 from .server import Server
 
 __all__ = ["connect", "Client", "BlockingClient", "Server", "Peer", "Registry", "RemoteError",
-           "ConnectionLost", "RPCError", "ProtocolError", "Connection", "Request", "Response",
-           "Notification", "ReconnectingClient", "BlockingPool", "Backoff"]
+           "ConnectionLost", "RPCError", "ProtocolError", "Connection", "RequestMessage",
+           "ResponseMessage", "NotificationMessage", "ReconnectingClient", "BlockingPool", "Backoff"]

@@ -9,9 +9,16 @@ from genloop.net.stream import READ_SIZE
 
 from .errors import ConnectionLost, RemoteError
 from .peer import Peer, Registry
-from .protocol import Connection, Response
+from .protocol import Connection, ResponseMessage
 
-Client = Peer   # a client is the connecting end of a Peer: call, notify, call_cb, close
+
+class Client(Peer):
+    """The connecting end of a msgpack-rpc connection, as ``connect`` returns it.
+
+    A ``Peer`` like the server's end (msgpack-rpc is symmetric): ``call``,
+    ``call_cb``, ``notify``, ``close``, and the ``methods`` the server may
+    call back.
+    """
 
 
 def connect(host: str, port: int, *, timeout: float | None = None, methods: Registry | None = None,
@@ -23,7 +30,7 @@ def connect(host: str, port: int, *, timeout: float | None = None, methods: Regi
     call back into this client on the same connection.
     """
     stream = yield from open_connection(host, port, timeout=timeout)
-    peer = Peer(stream, methods, dispatcher=dispatcher, name=f"rpc-client:{host}:{port}")
+    peer = Client(stream, methods, dispatcher=dispatcher, name=f"rpc-client:{host}:{port}")
     return (yield from peer.start())
 
 
@@ -58,7 +65,7 @@ class BlockingClient:
                         # One call at a time, so anything else is the late answer of a
                         # call that timed out, or a request we cannot serve: dropped,
                         # not kept (it would pile up for the life of the client).
-                        if msg.__class__ is Response and msg.msgid == msgid:
+                        if msg.__class__ is ResponseMessage and msg.msgid == msgid:
                             if msg.error is not None:
                                 raise RemoteError(msg.error, method)
                             return msg.result

@@ -10,18 +10,24 @@ import logging
 import threading
 import types
 
-from genloop.kernel import Cancelled, Dispatchers, Event, TaskGroup, spawn, timeout_after, with_context
+from genloop.kernel import Cancelled, Dispatchers, Event, Semaphore, TaskGroup, spawn, timeout_after, with_context
 from genloop.kernel.traps import PARK, PARKED
 from genloop.net import Stream
 from genloop.net.stream import READ_SIZE
 
 from .errors import ConnectionLost, RemoteError
-from .protocol import Connection, ProtocolError, Request, Response
+from .protocol import Connection, ProtocolError, RequestMessage, ResponseMessage
 
 log = logging.getLogger("genloop.rpc")
 
-#: Queued output above which the reader stops taking new requests (back-pressure).
+#: Queued output above which the reader stops taking new requests (back-pressure):
+#: checked after every request it runs, not once per read.
 HIGH_WATER = 4 * 1024 * 1024
+#: Requests of one connection served in tasks at once (coroutine and blocking
+#: methods); past it the reader waits for one to finish before reading on.
+MAX_IN_FLIGHT = 128
+#: Distinct unknown notification names logged per connection; the rest are dropped unlogged.
+MAX_UNKNOWN_LOGGED = 16
 
 PLAIN, COROUTINE, BLOCKING = "plain", "coroutine", "blocking"
 
@@ -108,9 +114,20 @@ def _wait(call):
 
 
 class Peer:
-    """A msgpack-rpc endpoint over a ``Stream``; start it with ``start()``."""
+    """A msgpack-rpc endpoint over a ``Stream``; start it with ``start()``.
 
-    def __init__(self, stream: Stream, methods: Registry | None = None, *, dispatcher=None, name="rpc"):
+    Both ends of a connection are peers: ``Client`` is the one that
+    connected, the server runs one per accepted connection.
+    ``max_in_flight`` bounds the requests it serves in tasks at once, and
+    past ``HIGH_WATER`` bytes of unsent answers it stops reading requests:
+    a peer that sends requests and never reads cannot make it grow. While
+    the reader waits for a free slot it reads no answers either, so methods
+    that call back into the same peer and wait for the answer must number
+    fewer than ``max_in_flight`` at once.
+    """
+
+    def __init__(self, stream: Stream, methods: Registry | None = None, *, dispatcher=None, name="rpc",
+                 max_in_flight: int = MAX_IN_FLIGHT):
         self.stream = stream
         self.sock = stream.socket
         self.methods = methods if methods is not None else Registry()
@@ -130,6 +147,8 @@ class Peer:
         # Requests being served in tasks: they end with the connection, whose
         # answers nobody could read any more.
         self._handlers = TaskGroup()
+        self._in_flight = Semaphore(max_in_flight)
+        self._unknown = set()     # unknown notification names logged already
 
     def __repr__(self):
         return f"<Peer {self.name} {self.stream.peer}>"
@@ -218,19 +237,8 @@ class Peer:
                     self._lose(ConnectionLost("the peer closed the connection"))
                     return
                 messages = proto.receive_data(data)
-                if self._answer(messages) == len(messages):
-                    continue                    # answers only: a client's every read
-                for msg in messages:
-                    cls = msg.__class__
-                    if cls is Response:
-                        continue
-                    msgid = msg.msgid if cls is Request else None
-                    task = self._dispatch(msgid, msg.method, msg.params)
-                    if task is not None:
-                        yield from self._handlers.spawn(self._serve, msgid, msg.method, *task,
-                                                        dispatcher=self.dispatcher, name=f"{self.name}:{msg.method}")
-                if self._backlogged():
-                    yield from self._drained.wait()
+                if self._answer(messages) != len(messages):     # not answers only (a client's every read)
+                    yield from self._run_requests(messages)
         except ProtocolError as e:
             self._answer(e.messages)    # answers that arrived intact before the bad bytes
             log.warning("%r: dropping the connection: %s", self, e)
@@ -240,6 +248,22 @@ class Peer:
         except Cancelled:
             self._lose(ConnectionLost("the connection was closed"))
             raise
+
+    def _run_requests(self, messages):
+        """Run the requests and notifications among ``messages``, pausing under back-pressure."""
+        in_flight = self._in_flight
+        for msg in messages:
+            cls = msg.__class__
+            if cls is ResponseMessage:
+                continue
+            msgid = msg.msgid if cls is RequestMessage else None
+            task = self._dispatch(msgid, msg.method, msg.params)
+            if task is not None:
+                yield from in_flight.acquire()          # _serve releases it
+                yield from self._handlers.spawn(self._serve, msgid, msg.method, *task,
+                                                dispatcher=self.dispatcher, name=f"{self.name}:{msg.method}")
+            if len(self._out) > HIGH_WATER and self._backlogged():
+                yield from self._drained.wait()
 
     def _backlogged(self) -> bool:
         """Is the output queue over HIGH_WATER? Then stop taking requests until it drains.
@@ -267,7 +291,7 @@ class Peer:
         with self._lock:
             pop = self._pending.pop
             for msg in messages:
-                if msg.__class__ is not Response:
+                if msg.__class__ is not ResponseMessage:
                     continue
                 count += 1
                 call = pop(msg.msgid, None)
@@ -307,8 +331,10 @@ class Peer:
         if method is None:
             if msgid is not None:
                 self._respond(msgid, ["NoMethodError", f"unknown method {name!r}"], None)
-            else:
-                log.warning("%r: notification for unknown method %r dropped", self, name)
+            elif name not in self._unknown and len(self._unknown) < MAX_UNKNOWN_LOGGED:
+                self._unknown.add(name)
+                log.warning("%r: notifications for unknown method %r dropped (logged once per connection)",
+                            self, name)
             return None
         if method.with_peer:
             params = [self, *params]
@@ -324,9 +350,9 @@ class Peer:
         return None
 
     def _serve(self, msgid, name, method, params):
-        if self._lost is not None:
-            return      # spawned as the connection died, after _lose cancelled the others
         try:
+            if self._lost is not None:
+                return      # spawned as the connection died, after _lose cancelled the others
             if method.kind is BLOCKING:
                 result = yield from with_context(Dispatchers.IO, method.fn, *params)
             else:
@@ -336,6 +362,8 @@ class Peer:
         else:
             if msgid is not None:
                 self._respond(msgid, None, result)
+        finally:
+            self._in_flight.release()
 
     def _fail(self, msgid, name, exc):
         if msgid is None:

@@ -28,10 +28,10 @@ __all__ = [
     "REQUEST",
     "RESPONSE",
     "Connection",
-    "Notification",
+    "NotificationMessage",
     "ProtocolError",
-    "Request",
-    "Response",
+    "RequestMessage",
+    "ResponseMessage",
     "next_msgid",
 ]
 
@@ -82,7 +82,7 @@ class _Message:
         return f"{type(self).__name__}({fields})"
 
 
-class Request(_Message):
+class RequestMessage(_Message):
     """``[0, msgid, method, params]``: call `method`; answer with `msgid`."""
 
     __slots__ = __match_args__ = ("msgid", "method", "params")
@@ -93,7 +93,7 @@ class Request(_Message):
         self.params = params
 
 
-class Response(_Message):
+class ResponseMessage(_Message):
     """``[1, msgid, error, result]``: `error` is None on success."""
 
     __slots__ = __match_args__ = ("msgid", "error", "result")
@@ -104,7 +104,7 @@ class Response(_Message):
         self.result = result
 
 
-class Notification(_Message):
+class NotificationMessage(_Message):
     """``[2, method, params]``: a call that expects no response."""
 
     __slots__ = __match_args__ = ("method", "params")
@@ -158,24 +158,90 @@ def _parse(frame):
                 method = _method_name(method)
             if type(params) is not list:
                 raise _bad_params(params)
-            return Request(msgid, method, params)
+            return RequestMessage(msgid, method, params)
         if kind == RESPONSE and n == 4:
             _, msgid, error, result = frame
             if type(msgid) is not int or not 0 <= msgid <= MAX_MSGID:
                 raise _bad_msgid(msgid)
-            return Response(msgid, error, result)
+            return ResponseMessage(msgid, error, result)
         if kind == NOTIFICATION and n == 3:
             _, method, params = frame
             if type(method) is not str:
                 method = _method_name(method)
             if type(params) is not list:
                 raise _bad_params(params)
-            return Notification(method, params)
+            return NotificationMessage(method, params)
         if kind in (REQUEST, RESPONSE, NOTIFICATION):
             want = 3 if kind == NOTIFICATION else 4
             name = ("request", "response", "notification")[kind]
             raise ProtocolError(f"{name} must be an array of {want} elements, got {n}: {_short(frame)}")
     raise ProtocolError(f"message type must be 0, 1 or 2, got {_short(kind)} in {_short(frame)}")
+
+
+#: Bytes after the type byte of a fixed-size msgpack item: nil, bools, floats, ints, fixext.
+_FIXED = {0xc0: 0, 0xc1: 0, 0xc2: 0, 0xc3: 0, 0xca: 4, 0xcb: 8, 0xcc: 1, 0xcd: 2, 0xce: 4, 0xcf: 8,
+          0xd0: 1, 0xd1: 2, 0xd2: 4, 0xd3: 8, 0xd4: 2, 0xd5: 3, 0xd6: 5, 0xd7: 9, 0xd8: 17}
+#: str, bin and ext headers: (what, bytes of the length field, bytes between it and the payload).
+_SIZED = {0xd9: ("str", 1, 0), 0xda: ("str", 2, 0), 0xdb: ("str", 4, 0),
+          0xc4: ("bin", 1, 0), 0xc5: ("bin", 2, 0), 0xc6: ("bin", 4, 0),
+          0xc7: ("ext", 1, 1), 0xc8: ("ext", 2, 1), 0xc9: ("ext", 4, 1)}
+#: array and map headers: bytes of the count field (msgpack checks counts at once itself).
+_COUNTED = {0xdc: 2, 0xdd: 4, 0xde: 2, 0xdf: 4}
+
+
+class _LengthCheck:
+    """Reads the lengths an unfinished frame announces, as its bytes arrive.
+
+    msgpack's Unpacker checks a str, bin or ext length only once the whole
+    payload is buffered, so a header announcing 4 GiB would be refused only
+    after the frame limit's worth of bytes. This walks the items of the
+    frame still being received (never those of a whole frame: the unpacker
+    has them) and refuses such a header the moment it arrives. A walk needs
+    no nesting: each item is a type byte, a length or count, a payload.
+    """
+
+    __slots__ = ("limit", "skip", "partial")
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.reset()
+
+    def reset(self) -> None:
+        self.skip = 0          # payload bytes of the last item still to come
+        self.partial = b""     # a header cut by the end of the last chunk
+
+    def scan(self, data) -> None:
+        pos = min(self.skip, len(data))
+        self.skip -= pos
+        if self.partial:
+            data, pos, self.partial = self.partial + bytes(data[pos:]), 0, b""
+        end = len(data)
+        while pos < end:
+            kind = data[pos]
+            if kind <= 0x9f or kind >= 0xe0:             # fixint, fixmap, fixarray: one byte
+                pos += 1
+                continue
+            if kind <= 0xbf:                             # fixstr
+                pos, size = pos + 1, kind & 0x1f
+            elif kind in _FIXED:
+                pos, size = pos + 1, _FIXED[kind]
+            else:
+                sized = _SIZED.get(kind)
+                width = sized[1] if sized else _COUNTED[kind]
+                if pos + 1 + width > end:
+                    self.partial = bytes(data[pos:])
+                    return
+                if sized is None:
+                    pos += 1 + width
+                    continue
+                size = int.from_bytes(data[pos + 1:pos + 1 + width], "big")
+                if size > self.limit:
+                    raise ProtocolError(f"a {sized[0]} of {size} bytes announced: over the {self.limit}-byte frame limit")
+                pos += 1 + width + sized[2]
+            if pos + size > end:
+                self.skip = pos + size - end
+                return
+            pos += size
 
 
 def _as_array(params):
@@ -201,7 +267,8 @@ class Connection:
     side, not the peer's) and leaves the connection usable.
     """
 
-    __slots__ = ("_unpacker", "_packer", "_next_msgid", "_max_frame", "_fed", "_frame_start", "_error")
+    __slots__ = ("_unpacker", "_packer", "_next_msgid", "_max_frame", "_fed", "_frame_start", "_error",
+                 "_lengths", "_scanned")
 
     def __init__(self, *, first_msgid: int = 0, max_buffer_size: int = MAX_BUFFER_SIZE):
         if type(first_msgid) is not int or not 0 <= first_msgid <= MAX_MSGID:
@@ -215,10 +282,12 @@ class Connection:
         self._fed = 0  # bytes fed to the unpacker so far
         self._frame_start = 0  # stream offset where the current frame began
         self._error = None
+        self._lengths = _LengthCheck(max_buffer_size)
+        self._scanned = 0  # stream offset up to which _lengths has looked
 
     # -- receiving -----------------------------------------------------------
 
-    def receive_data(self, data) -> list[Request | Response | Notification]:
+    def receive_data(self, data) -> list[RequestMessage | ResponseMessage | NotificationMessage]:
         """Feed bytes read from the peer; return every message now complete.
 
         `data` is any bytes-like object (bytes, bytearray, memoryview of bytes).
@@ -262,10 +331,22 @@ class Connection:
             for frame in unpacker:
                 messages.append(_parse(frame))
                 self._frame_start = unpacker.tell()
+            if self._frame_start < self._fed:
+                self._check_lengths(chunk)
             if self._fed - self._frame_start >= limit:
                 raise ProtocolError(f"message larger than the {limit}-byte limit")
             if pos >= end:
                 return
+
+    def _check_lengths(self, chunk) -> None:
+        """Walk the bytes of the unfinished frame that ``chunk`` brought (only those)."""
+        start = self._frame_start
+        if self._scanned < start:              # a new frame: what came before was whole
+            self._lengths.reset()
+        else:
+            start = self._scanned
+        self._lengths.scan(chunk[start - (self._fed - len(chunk)):])
+        self._scanned = self._fed
 
     # -- sending -------------------------------------------------------------
 

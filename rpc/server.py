@@ -5,7 +5,7 @@ from typing import Any
 from genloop import net
 from genloop.kernel import Dispatcher, Gen
 
-from .peer import Peer, Registry
+from .peer import MAX_IN_FLIGHT, Peer, Registry
 
 
 class Server:
@@ -13,12 +13,15 @@ class Server:
 
     Requests on one connection run concurrently and their answers leave as
     they finish, out of order; a failing method becomes an error response and
-    the server goes on.
+    the server goes on. ``max_in_flight`` bounds the requests each
+    connection runs in tasks at once (see ``Peer``).
     """
 
-    def __init__(self, *, dispatcher: Dispatcher | None = None, name: str = "rpc") -> None:
+    def __init__(self, *, dispatcher: Dispatcher | None = None, name: str = "rpc",
+                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self.methods = Registry()
         self.dispatcher = dispatcher
+        self.max_in_flight = max_in_flight
         self.name = name
         self.tcp = None
         self.peers = set()
@@ -31,7 +34,8 @@ class Server:
     method = register
 
     def _connection(self, stream):
-        peer = Peer(stream, self.methods, dispatcher=self.dispatcher, name=f"{self.name}-peer")
+        peer = Peer(stream, self.methods, dispatcher=self.dispatcher, name=f"{self.name}-peer",
+                    max_in_flight=self.max_in_flight)
         self.peers.add(peer)
         try:
             yield from peer.start()
@@ -43,7 +47,7 @@ class Server:
     def start(self, host: str = "127.0.0.1", port: int = 0, **tcp_options: Any) -> Gen[net.Server]:
         """Listen and start serving (a trap); returns the ``net.Server`` (``.port``)."""
         self.tcp = yield from net.serve_tcp(self._connection, host, port, dispatcher=self.dispatcher,
-                                            **{"name": self.name, **tcp_options})
+                                            name=self.name, **tcp_options)
         return self.tcp
 
     def serve(self, host: str = "127.0.0.1", port: int = 0, **tcp_options: Any) -> Gen[None]:

@@ -4,7 +4,11 @@ Every wait is bounded by ``DEADLINE``: a broken build fails, it never hangs
 and never relies on having slept "long enough".
 """
 import contextlib
+import os
+import resource
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -76,3 +80,37 @@ def until(condition, what: str = "condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {DEADLINE} s waiting for {what}")
         yield from checkpoint()
+
+
+#: The address space a memory-test server may add to its startup size: a
+#: server that gathers what it should bound fails fast (MemoryError) instead
+#: of taking the machine's memory.
+MEMORY_HEADROOM = 1 << 30
+
+
+def rss(pid: int) -> int:
+    """The resident set of process ``pid``, in bytes (``/proc/<pid>/status``)."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def cap_memory() -> None:
+    """In a server process: limit its address space to its size now + MEMORY_HEADROOM."""
+    with open("/proc/self/status") as f:
+        size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (size + MEMORY_HEADROOM, size + MEMORY_HEADROOM))
+
+
+@contextlib.contextmanager
+def server_process(module: str):
+    """Run ``python -m module`` (which prints its port first); yield ``(process, port)``."""
+    env = dict(os.environ, MALLOC_ARENA_MAX="2")        # fewer malloc arenas: RSS means what it says
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([sys.executable, "-m", module], stdout=subprocess.PIPE, cwd=root, env=env)
+    try:
+        port = int(proc.stdout.readline())
+        yield proc, port
+    finally:
+        proc.kill()
+        proc.wait(DEADLINE)
+        proc.stdout.close()

@@ -93,7 +93,7 @@ def test_curl_get_and_post():
 def test_pipelined_requests_are_answered_in_order():
     with serving() as server:
         batch = b"".join(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(20))
-        raw = exchange(server.port, batch + b"GET /slow HTTP/1.1\r\nConnection: close\r\n\r\n")
+        raw = exchange(server.port, batch + b"GET /slow HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     got = responses(raw)
     assert [json.loads(body)["path"] for _, _, body in got] == [f"/{i}" for i in range(20)] + ["/slow"]
     assert got[-1][1]["connection"] == "close"
@@ -101,7 +101,7 @@ def test_pipelined_requests_are_answered_in_order():
 
 def test_chunked_request_body():
     with serving() as server:
-        raw = exchange(server.port, b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+        raw = exchange(server.port, b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
                                     b"Connection: close\r\n\r\n"
                                     b"5\r\nhello\r\n1;ext=1\r\n,\r\n6\r\n world\r\n0\r\n\r\n")
     (status, _, body), = responses(raw)
@@ -110,7 +110,7 @@ def test_chunked_request_body():
 
 def test_expect_100_continue_is_answered_before_the_body_is_sent():
     with serving() as server, connect(server.port) as sock:
-        sock.sendall(b"PUT /big HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        sock.sendall(b"PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
         interim = b""
         while not interim.endswith(b"\r\n\r\n"):
             interim += sock.recv(1)
@@ -122,7 +122,7 @@ def test_expect_100_continue_is_answered_before_the_body_is_sent():
 
 def test_expect_100_continue_with_a_body_too_large_gets_413_at_once():
     with serving(max_body=100) as server:
-        raw = exchange(server.port, b"PUT /big HTTP/1.1\r\nContent-Length: 1000\r\n"
+        raw = exchange(server.port, b"PUT /big HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n"
                                     b"Expect: 100-continue\r\n\r\n")
     assert raw.startswith(b"HTTP/1.1 413 Content Too Large\r\n") or \
         raw.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n")
@@ -143,8 +143,8 @@ def test_head_sends_the_length_without_the_body():
 
 def test_connection_close_and_http_1_0():
     with serving() as server:
-        closed = exchange(server.port, b"GET /c HTTP/1.1\r\nConnection: close\r\n\r\n"
-                                       b"GET /never HTTP/1.1\r\n\r\n")
+        closed = exchange(server.port, b"GET /c HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                                       b"GET /never HTTP/1.1\r\nHost: t\r\n\r\n")
         old = exchange(server.port, b"GET /old HTTP/1.0\r\n\r\n")
         with connect(server.port) as sock:
             sock.sendall(b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
@@ -159,9 +159,9 @@ def test_connection_close_and_http_1_0():
 
 def test_header_block_too_large_gets_431_and_close():
     with serving(max_head=1024) as server:
-        whole = exchange(server.port, b"GET / HTTP/1.1\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n")
+        whole = exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n")
         with connect(server.port) as sock:                 # a head that never ends
-            sock.sendall(b"GET / HTTP/1.1\r\nX-Big: ")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: ")
             try:
                 for _ in range(100):
                     sock.sendall(b"b" * 100)
@@ -175,8 +175,8 @@ def test_header_block_too_large_gets_431_and_close():
 
 def test_body_too_large_gets_413_and_close():
     with serving(max_body=1000) as server:
-        declared = exchange(server.port, b"POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000)
-        chunked = exchange(server.port, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        declared = exchange(server.port, b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000)
+        chunked = exchange(server.port, b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
                            + b"400\r\n" + b"y" * 1024 + b"\r\n" + b"0\r\n\r\n")
     for raw in (declared, chunked):
         (status, headers, _), = responses(raw)
@@ -185,7 +185,7 @@ def test_body_too_large_gets_413_and_close():
 
 def test_garbage_gets_400_and_close_after_earlier_requests_are_answered():
     with serving() as server:
-        raw = exchange(server.port, b"GET /ok HTTP/1.1\r\n\r\nthis is not http\r\n\r\n")
+        raw = exchange(server.port, b"GET /ok HTTP/1.1\r\nHost: t\r\n\r\nthis is not http\r\n\r\n")
     ok, bad = responses(raw)
     assert json.loads(ok[2])["path"] == "/ok"
     assert bad[0] == "HTTP/1.1 400 Bad Request" and bad[1]["connection"] == "close"
@@ -201,7 +201,7 @@ def test_app_exception_gets_500_and_the_server_goes_on(caplog):
         after = conn.getresponse()
         assert json.loads(after.read())["path"] == "/after"
         conn.close()
-        fresh = responses(exchange(server.port, b"GET /fresh HTTP/1.1\r\nConnection: close\r\n\r\n"))
+        fresh = responses(exchange(server.port, b"GET /fresh HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"))
     assert failed.status == 500
     assert json.loads(fresh[0][2])["path"] == "/fresh"
     assert "the app blew up" in caplog.text
@@ -209,7 +209,7 @@ def test_app_exception_gets_500_and_the_server_goes_on(caplog):
 
 def test_idle_keep_alive_connection_is_closed_quietly():
     with serving(idle_timeout=0.3) as server, connect(server.port) as sock:
-        sock.sendall(b"GET /once HTTP/1.1\r\n\r\n")
+        sock.sendall(b"GET /once HTTP/1.1\r\nHost: t\r\n\r\n")
         first = sock.recv(65536)
         started = time.monotonic()
         rest = recv_until_eof(sock)
@@ -221,7 +221,7 @@ def test_idle_keep_alive_connection_is_closed_quietly():
 def test_slowloris_is_cut_off_while_a_normal_client_is_served():
     timeout = 0.3
     with serving(header_timeout=timeout) as server, connect(server.port) as slow:
-        slow.sendall(b"GET / HTTP/1.1\r\n")
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n")
         started = time.monotonic()
         cut = threading.Event()
 
@@ -236,7 +236,7 @@ def test_slowloris_is_cut_off_while_a_normal_client_is_served():
         dribbler = threading.Thread(target=dribble)
         dribbler.start()
         t0 = time.monotonic()
-        normal = exchange(server.port, b"GET /normal HTTP/1.1\r\nConnection: close\r\n\r\n")
+        normal = exchange(server.port, b"GET /normal HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         normal_took = time.monotonic() - t0
         try:
             leftover = recv_until_eof(slow)
@@ -286,9 +286,9 @@ def test_response_headers_status_and_streamed_body():
         yield
 
     with serving(app) as server:
-        streamed = exchange(server.port, b"GET /stream HTTP/1.1\r\nConnection: close\r\n\r\n")
-        empty = exchange(server.port, b"GET /empty HTTP/1.1\r\nConnection: close\r\n\r\n")
-        odd = exchange(server.port, b"GET /odd HTTP/1.1\r\n\r\n")
+        streamed = exchange(server.port, b"GET /stream HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        empty = exchange(server.port, b"GET /empty HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        odd = exchange(server.port, b"GET /odd HTTP/1.1\r\nHost: t\r\n\r\n")
         old = exchange(server.port, b"GET /stream HTTP/1.0\r\n\r\n")
     assert b"Transfer-Encoding: chunked\r\n" in streamed and b"X-Kind: stream\r\n" in streamed
     assert streamed.endswith(b"\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n")
@@ -303,7 +303,7 @@ def test_a_plain_function_app_works_too():
         return Response(200, request.method.encode())
 
     with serving(plain) as server:
-        (status, _, body), = responses(exchange(server.port, b"DELETE / HTTP/1.1\r\nConnection: close\r\n\r\n"))
+        (status, _, body), = responses(exchange(server.port, b"DELETE / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"))
     assert status == "HTTP/1.1 200 OK" and body == b"DELETE"
 
 
@@ -321,7 +321,7 @@ def test_server_close_ends_idle_keep_alive_connections():
     def main():
         server = yield from serve_http(describe, HOST, 0)
         client = yield from open_connection(HOST, server.port)
-        yield from client.write_all(b"GET / HTTP/1.1\r\n\r\n")
+        yield from client.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
         head = yield from client.readuntil(b"\r\n\r\n")
         server.close()
         rest = yield from client.read()              # the body, then EOF: not left open
@@ -338,5 +338,5 @@ def test_a_header_with_a_line_break_is_refused_with_500():
         return Response(200, b"x", [("X-Evil", "a\r\nSet-Cookie: stolen=1")])
 
     with serving(splitter) as server:
-        (status, headers, _), = responses(exchange(server.port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"))
+        (status, headers, _), = responses(exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"))
     assert status == "HTTP/1.1 500 Internal Server Error" and "set-cookie" not in headers

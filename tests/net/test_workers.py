@@ -44,7 +44,7 @@ def reserved_port() -> socket.socket:
 def ask_pid(port: int):
     try:
         with connect(port) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             return int(recv_until_eof(sock).rpartition(b"\r\n\r\n")[2])
     except (OSError, ValueError):
         return None                     # no worker listening yet, or one going down

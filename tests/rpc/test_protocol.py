@@ -10,10 +10,10 @@ from genloop.rpc.protocol import (
     MAX_BUFFER_SIZE,
     MAX_MSGID,
     Connection,
-    Notification,
+    NotificationMessage,
     ProtocolError,
-    Request,
-    Response,
+    RequestMessage,
+    ResponseMessage,
     next_msgid,
 )
 
@@ -107,7 +107,7 @@ def test_every_msgpack_type_round_trips(value):
     resp = conn.send_response(msgid, None, value)
     note = conn.send_notification("log", [value, value])
     got = Connection().receive_data(req + resp + note)
-    assert [type(m) for m in got] == [Request, Response, Notification]
+    assert [type(m) for m in got] == [RequestMessage, ResponseMessage, NotificationMessage]
     assert got[0].msgid == msgid and got[0].method == "echo"
     assert_same(got[0].params, [value])
     assert got[1].msgid == msgid and got[1].error is None
@@ -120,7 +120,7 @@ def test_error_response_round_trips():
     conn = Connection()
     data = conn.send_response(7, ["NoSuchMethod", "no method 'x'"], None)
     [msg] = Connection().receive_data(data)
-    assert msg == Response(7, ["NoSuchMethod", "no method 'x'"], None)
+    assert msg == ResponseMessage(7, ["NoSuchMethod", "no method 'x'"], None)
 
 
 def test_tuple_and_other_sequences_are_sent_as_arrays():
@@ -168,14 +168,14 @@ def sample_stream():
     msgs, parts = [], []
     for method, params in [("a", [1, "x", b"y"]), ("bé", [{"k": [None, 1.5]}]), ("c", [])]:
         msgid, data = conn.send_request(method, params)
-        msgs.append(Request(msgid, method, params))
+        msgs.append(RequestMessage(msgid, method, params))
         parts.append(data)
     parts.append(conn.send_response(3, None, {"r": [1, 2, 3]}))
-    msgs.append(Response(3, None, {"r": [1, 2, 3]}))
+    msgs.append(ResponseMessage(3, None, {"r": [1, 2, 3]}))
     parts.append(conn.send_notification("n", ["x" * 300]))
-    msgs.append(Notification("n", ["x" * 300]))
+    msgs.append(NotificationMessage("n", ["x" * 300]))
     parts.append(conn.send_response(MAX_MSGID, "boom", None))
-    msgs.append(Response(MAX_MSGID, "boom", None))
+    msgs.append(ResponseMessage(MAX_MSGID, "boom", None))
     return msgs, b"".join(parts)
 
 
@@ -224,18 +224,18 @@ msgids = st.integers(0, MAX_MSGID)
 methods = st.text(max_size=30)
 params = st.lists(values, max_size=5)
 messages = st.lists(
-    st.builds(Request, msgids, methods, params)
-    | st.builds(Response, msgids, values, values)
-    | st.builds(Notification, methods, params),
+    st.builds(RequestMessage, msgids, methods, params)
+    | st.builds(ResponseMessage, msgids, values, values)
+    | st.builds(NotificationMessage, methods, params),
     max_size=8,
 )
 
 
 def encode(conn, msg):
-    if type(msg) is Request:
+    if type(msg) is RequestMessage:
         conn._next_msgid = msg.msgid
         return conn.send_request(msg.method, msg.params)[1]
-    if type(msg) is Response:
+    if type(msg) is ResponseMessage:
         return conn.send_response(msg.msgid, msg.error, msg.result)
     return conn.send_notification(msg.method, msg.params)
 
@@ -276,7 +276,7 @@ def test_largest_msgid_goes_over_the_wire():
     conn = Connection(first_msgid=MAX_MSGID)
     msgid, data = conn.send_request("m", [])
     assert msgpack.unpackb(data) == [0, 2**32 - 1, "m", []]
-    assert Connection().receive_data(data) == [Request(MAX_MSGID, "m", [])]
+    assert Connection().receive_data(data) == [RequestMessage(MAX_MSGID, "m", [])]
 
 
 @pytest.mark.parametrize("bad", [-1, 2**32, "0", 1.5, None])
@@ -364,7 +364,7 @@ def test_connection_is_unusable_after_a_protocol_error():
     with pytest.raises(ProtocolError) as info:
         conn.receive_data(good + msgpack.packb([7, 1, "m", []]) + good)
     # the message before the bad frame is not lost
-    assert info.value.messages == [Notification("ok", [])]
+    assert info.value.messages == [NotificationMessage("ok", [])]
     with pytest.raises(ProtocolError, match="already failed.*message type"):
         conn.receive_data(good)
 
@@ -394,18 +394,38 @@ def test_frame_over_the_limit_is_rejected_however_it_is_chunked():
                 conn.receive_data(frame[i : i + step])
 
 
-def test_huge_length_header_is_rejected_once_the_limit_is_reached():
+@pytest.mark.parametrize("header", [b"\xdb\xff\xff\xff\xff", b"\xc6\x00\x01\x00\x00", b"\xc9\x00\x00\x10\x00\x01",
+                                    b"\xda\x00\x65", b"\xc5\x00\x65"])
+def test_a_str_bin_or_ext_longer_than_the_frame_limit_is_refused_at_its_header(header):
     conn = Connection(max_buffer_size=100)
-    assert conn.receive_data(b"\xdb\xff\xff\xff\xff") == []  # str of 4 GiB announced
-    with pytest.raises(ProtocolError, match="larger than the 100-byte limit"):
-        conn.receive_data(b"x" * 200)
+    with pytest.raises(ProtocolError, match="over the 100-byte frame limit"):
+        conn.receive_data(b"\x94\x00\x01\xa1m\x92\xc3" + header)      # inside a request's params
+
+
+def test_a_long_header_split_across_reads_is_refused_when_its_length_is_whole():
+    conn = Connection(max_buffer_size=100)
+    frame = msgpack.packb([2, "n", [1, "ok"]])
+    assert conn.receive_data(frame + b"\x93\x02\xa1n\x91\xdb\x00") == [NotificationMessage("n", [1, "ok"])]
+    assert conn.receive_data(b"\x01") == []
+    with pytest.raises(ProtocolError, match="a str of 65536 bytes"):
+        conn.receive_data(b"\x00\x00")
+
+
+def test_long_payloads_within_the_limit_pass_whatever_the_chunking():
+    frame = msgpack.packb([0, 1, "m", [b"b" * 300, "s" * 200, msgpack.ExtType(5, b"e" * 100), 2**40, -3.5]])
+    for size in (1, 2, 3, 7, 64):
+        conn = Connection(max_buffer_size=len(frame))
+        got = []
+        for i in range(0, len(frame) * 2, size):
+            got += conn.receive_data((frame * 2)[i:i + size])
+        assert len(got) == 2 and got[0] == got[1] and got[0].params[0] == b"b" * 300
 
 
 def test_frame_exactly_at_the_limit_is_accepted():
     frame = msgpack.packb([2, "m", ["x" * 20]])
     conn = Connection(max_buffer_size=len(frame))
     for _ in range(3):
-        assert conn.receive_data(frame) == [Notification("m", ["x" * 20])]
+        assert conn.receive_data(frame) == [NotificationMessage("m", ["x" * 20])]
     conn = Connection(max_buffer_size=len(frame) - 1)
     with pytest.raises(ProtocolError):
         conn.receive_data(frame)
@@ -417,7 +437,7 @@ def test_one_large_read_of_many_small_frames_is_fine():
     conn = Connection(max_buffer_size=50)
     assert conn.receive_data(data[:5]) == []
     got = conn.receive_data(data[5:])
-    assert len(got) == 1000 and got[-1] == Notification("m", [1, 2, 3])
+    assert len(got) == 1000 and got[-1] == NotificationMessage("m", [1, 2, 3])
 
 
 # -- interoperability with plain msgpack ---------------------------------------
@@ -431,10 +451,10 @@ def test_plain_msgpack_bytes_decode_as_messages():
         + msgpack.packb([2, "n", [{"a": b"b"}]])
     )
     assert Connection().receive_data(data) == [
-        Request(1, "m", [1, 2]),
-        Response(1, None, "ok"),
-        Response(2, "err", None),
-        Notification("n", [{"a": b"b"}]),
+        RequestMessage(1, "m", [1, 2]),
+        ResponseMessage(1, None, "ok"),
+        ResponseMessage(2, "err", None),
+        NotificationMessage("n", [{"a": b"b"}]),
     ]
 
 
@@ -444,8 +464,8 @@ def test_old_raw_peers_and_bin_method_names_are_accepted():
     old = msgpack.packb([0, 5, b"legacy", [b"x"]], use_bin_type=False)
     binary = msgpack.packb([2, "caf\u00e9".encode(), []], use_bin_type=True)
     assert Connection().receive_data(old + binary) == [
-        Request(5, "legacy", ["x"]),
-        Notification("café", []),
+        RequestMessage(5, "legacy", ["x"]),
+        NotificationMessage("café", []),
     ]
 
 
@@ -466,21 +486,21 @@ def test_our_bytes_are_spec_arrays_for_plain_msgpack():
 
 
 def test_messages_compare_by_kind_and_fields():
-    assert Request(1, "m", [1]) == Request(1, "m", [1])
-    assert Request(1, "m", [1]) != Request(2, "m", [1])
-    assert Request(1, "m", [1]) != Response(1, "m", [1])
-    assert Request(1, "m", [1]) != (1, "m", [1])
-    assert Notification("m", []) != Notification("n", [])
-    assert repr(Response(1, None, 2)) == "Response(msgid=1, error=None, result=2)"
+    assert RequestMessage(1, "m", [1]) == RequestMessage(1, "m", [1])
+    assert RequestMessage(1, "m", [1]) != RequestMessage(2, "m", [1])
+    assert RequestMessage(1, "m", [1]) != ResponseMessage(1, "m", [1])
+    assert RequestMessage(1, "m", [1]) != (1, "m", [1])
+    assert NotificationMessage("m", []) != NotificationMessage("n", [])
+    assert repr(ResponseMessage(1, None, 2)) == "ResponseMessage(msgid=1, error=None, result=2)"
 
 
 def test_messages_are_slotted_and_matchable():
-    msg = Request(3, "m", [])
+    msg = RequestMessage(3, "m", [])
     with pytest.raises(AttributeError):
         msg.extra = 1
     match msg:
-        case Response():
+        case ResponseMessage():
             kind = "response"
-        case Request(msgid, method, params):
+        case RequestMessage(msgid, method, params):
             kind = ("request", msgid, method, params)
     assert kind == ("request", 3, "m", [])

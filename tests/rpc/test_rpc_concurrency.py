@@ -56,7 +56,7 @@ def test_answers_released_in_reverse_order_reach_their_own_callers():
     # per caller before it answers them all, newest first.
     held = []
     batches = []
-    server = Server()
+    server = Server(max_in_flight=CALLERS)      # every caller's call is held at once
 
     @server.register("held")
     def hold(tag):

@@ -9,14 +9,14 @@ import time
 import pytest
 
 from genloop.kernel import Cancelled, Dispatchers, Future, Queue, current_kernel, run, sleep, spawn, with_context
-from genloop.kernel.monitor import PROMPT, Monitor, check_loopback
+from genloop.kernel.monitor import PROMPT, Monitor, check_loopback, connect_monitor
 from genloop.net import serve_tcp
 from tests.teach.teach_helpers import genloop
 
 
-def talk(port, *commands, seconds=3.0):
-    """Send each command to the monitor on ``port``; the answers, in order."""
-    with socket.create_connection(("127.0.0.1", port), timeout=seconds) as conn:
+def talk(address, *commands, seconds=3.0):
+    """Send each command to the monitor at ``address`` (``Monitor.address``); the answers, in order."""
+    with connect_monitor(**address, timeout=seconds) as conn:
         buffer = b""
 
         def answer():
@@ -51,7 +51,7 @@ def napper():
 
 def test_monitor_commands_against_a_live_kernel():
     def main():
-        port = current_kernel().monitor.port
+        port = current_kernel().monitor.address
         nap = yield from spawn(napper, name="napper")
         getter = yield from spawn(Queue().get, name="getter", dispatcher=Dispatchers.Default)
         yield from until(lambda: nap.state == getter.state == "waiting")
@@ -97,7 +97,7 @@ def test_monitor_answers_while_main_is_blocked():
         release.set()
 
     def main():
-        helper = threading.Thread(target=client, args=(current_kernel().monitor.port,))
+        helper = threading.Thread(target=client, args=(current_kernel().monitor.address,))
         helper.start()
         blocked.set()
         answered = release.wait(4)        # blocks Main: no step, no poll, no timer until it returns
