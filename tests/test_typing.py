@@ -58,7 +58,7 @@ def main() -> Gen[None]:
     reveal_type((yield from gather(answer(), answer())))  # -> list[Any]
     wrong: str = yield from answer()  # error: Incompatible types in assignment
     client = yield from connect("127.0.0.1", 1)
-    reveal_type(client)  # -> genloop.rpc.peer.Peer
+    reveal_type(client)  # -> genloop.rpc.client.Client
     keeper = yield from ReconnectingClient("127.0.0.1", 1).start()
     reveal_type(keeper)  # -> genloop.rpc.reconnect.ReconnectingClient
     reveal_type((yield from keeper.call("add", 1, 2)))  # -> Any

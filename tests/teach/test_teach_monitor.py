@@ -192,11 +192,11 @@ def test_where_on_a_running_task_shows_its_threads_whole_stack():
     entered, release = threading.Event(), threading.Event()
 
     def main():
-        port = current_kernel().monitor.port
+        address = current_kernel().monitor.address
         busy = yield from spawn(_worker_task, entered, release, dispatcher=Dispatchers.Default, name="busy")
         entered.wait(3)
         try:
-            where, = yield from with_context(Dispatchers.IO, talk, port, f"where {busy.id}")
+            where, = yield from with_context(Dispatchers.IO, talk, address, f"where {busy.id}")
         finally:
             release.set()
         yield from busy.join()
@@ -215,11 +215,11 @@ def test_cancel_answers_name_the_consequence():
     got = {}
 
     def main():
-        port = current_kernel().monitor.port
+        address = current_kernel().monitor.address
         server = yield from serve_tcp(lambda stream: stream.close(), "127.0.0.1", 0)
         accept = next(t for t in current_kernel().tasks.values() if t.name.startswith("tcp-accept"))
         got["port"] = server.port
-        client = threading.Thread(target=lambda: got.update(answers=talk(port, f"cancel {accept.id}", "cancel 1")))
+        client = threading.Thread(target=lambda: got.update(answers=talk(address, f"cancel {accept.id}", "cancel 1")))
         client.start()
         got["client"] = client
         yield from sleep(10)                  # the cancel of main lands here
@@ -256,11 +256,11 @@ def test_ps_shortens_long_names_and_waits():
         yield from with_context(Dispatchers.IO, functools.partial(_lookup, _Backends(), release))
 
     def main():
-        port = current_kernel().monitor.port
+        address = current_kernel().monitor.address
         task = yield from spawn(caller, name="caller-with-a-name-far-too-long-for-any-table-at-all")
         yield from until(lambda: task.state == "waiting")
         try:
-            ps, = yield from with_context(Dispatchers.Default, talk, port, "ps")
+            ps, = yield from with_context(Dispatchers.Default, talk, address, "ps")
         finally:
             release.set()
         yield from task.join()
