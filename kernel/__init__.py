@@ -7,6 +7,7 @@ from .dispatchers import Dispatcher, Dispatchers
 from .errors import BusyResourceError, Cancelled, ClosedResourceError, QueueClosed, QueueEmpty, QueueFull, Timeout
 from .instruments import Instrument
 from .runner import current_kernel, notify_closing, run
+from .signals import SignalReceiver, Terminated, on_stop, request_stop, signal_receiver, stopping
 from .structured import TaskGroup, gather
 from .sync import Event, Future, Lock, Queue, Semaphore
 from .task import Task
@@ -31,4 +32,5 @@ __all__ = [
     "QueueEmpty", "QueueFull", "Future", "Dispatcher", "Dispatchers", "MonotonicClock",
     "VirtualClock", "Instrument", "ClosedResourceError", "BusyResourceError", "park",
     "notify_closing", "current_kernel", "ChromeTracer",
+    "signal_receiver", "SignalReceiver", "stopping", "request_stop", "on_stop", "Terminated",
 ]

@@ -20,6 +20,7 @@ from .core import _local as _running
 from .dispatchers import Dispatchers
 from .monitor import start_monitor
 from .pools import MainPool, ThreadPool
+from .signals import install as install_signals
 from .watchdog import Watchdog
 
 log = logging.getLogger("genloop")
@@ -54,10 +55,12 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
     kernel.tls.pool = kernel.main_pool
     _running.kernel = kernel
     watchdog = Watchdog(kernel, ident, slow_step) if slow_step else None
+    signals = install_signals(kernel)      # on the main thread, SIGINT/SIGTERM stop gracefully
     try:
         kernel.monitor = start_monitor(kernel, monitor)
         root = kernel.new_task(main, args, Dispatchers.Main, None, None)
         kernel.watch(root, lambda t: None)   # run() reports its outcome: no "nobody joined" log
+        signals.root = root
         try:
             loop(kernel, lambda: root.done, watchdog)
         except (KeyboardInterrupt, SystemExit):
@@ -65,14 +68,15 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
             raise
         _shutdown(kernel, watchdog)
     finally:
+        signals.close()
         _running.kernel = None
         if kernel.monitor:
             kernel.monitor.stop()
         if watchdog:
             watchdog.stop()
         kernel.poller.close()
-    if root.exception is not None:
-        raise root.exception
+    if (exc := signals.outcome(root)) is not None:
+        raise exc
     return root.result
 
 

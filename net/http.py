@@ -1,7 +1,7 @@
 """HTTP/1.1 server on ``serve_tcp``: keep-alive, pipelining, limits and timeouts.
 
-``app(request)`` is a generator function (a plain function works too) given a
-``Request`` and returning a ``Response``. Each connection is one task that
+``app(request)`` is a generator function (an ``async def`` or a plain function
+works too) given a ``Request`` and returning a ``Response``. Each connection is one task that
 reads the socket directly in large chunks and feeds ``httptools`` from it;
 every request completed by one read is answered, in order, and the answers
 go out in one ``send``, so a pipelining client costs one system call per
@@ -25,15 +25,17 @@ and two sweeps after it.
 import logging
 import socket as _socket
 import threading
+import types
 from http import HTTPStatus
-from types import GeneratorType
+from types import CoroutineType, GeneratorType
 from urllib.parse import parse_qsl, unquote
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from genloop.kernel import current_kernel, current_task, sleep
 
-from .tcp import DEFAULT_BACKLOG, serve_tcp
+from .tcp import DEFAULT_BACKLOG, STOP_GRACE, serve_tcp
+from .tls import HANDSHAKE_TIMEOUT
 
 log = logging.getLogger("genloop.net.http")
 
@@ -416,6 +418,7 @@ class HttpService:
             with self._lock:
                 self._live.discard(conn)
 
+    @types.coroutine       # an async def app's coroutine is awaited here
     def _serve(self, socket, conn):
         """The read loop; the hot path: every request passes here, so names are local."""
         sock = socket.sock
@@ -466,7 +469,7 @@ class HttpService:
             for request in ready:
                 try:
                     response = app(request)
-                    if type(response) is GeneratorType:
+                    if type(response) is GeneratorType or type(response) is CoroutineType:
                         response = yield from response
                     data, keep_alive = _encode(response, request.method == "HEAD",
                                                request.keep_alive and not self.closing,
@@ -528,20 +531,25 @@ class HttpService:
                 return
 
 
-def serve_http(app, host: str = "127.0.0.1", port: int = 0, *, dispatcher=None,
+@types.coroutine
+def serve_http(app, host: str = "127.0.0.1", port: int = 0, *, path: str | None = None, ssl=None,
+               ssl_handshake_timeout: float | None = HANDSHAKE_TIMEOUT, dispatcher=None,
                backlog: int = DEFAULT_BACKLOG, max_connections: int | None = None,
                reuse_port: bool = False, max_head: int = MAX_HEAD, max_body: int | None = MAX_BODY,
-               idle_timeout: float = IDLE_TIMEOUT, header_timeout: float = HEADER_TIMEOUT):
-    """Serve ``app`` over HTTP/1.1 on ``host:port``; a trap returning the ``Server``.
+               idle_timeout: float = IDLE_TIMEOUT, header_timeout: float = HEADER_TIMEOUT,
+               stop_grace: float = STOP_GRACE):
+    """Serve ``app`` over HTTP/1.1 on ``host:port`` (or the Unix socket ``path``); a trap returning the ``Server``.
 
     ``server = yield from serve_http(app, "127.0.0.1", 0)``; the other
-    arguments are ``serve_tcp``'s, then the limits (``max_body=None``: no limit).
+    arguments are ``serve_tcp``'s (``ssl=`` serves HTTPS), then the limits
+    (``max_body=None``: no limit).
     """
     service = HttpService(app, current_kernel().clock.now, max_head=max_head, max_body=max_body,
                           idle_timeout=idle_timeout, header_timeout=header_timeout)
-    server = yield from serve_tcp(service.handle, host, port, dispatcher=dispatcher,
+    server = yield from serve_tcp(service.handle, host, port, path=path, ssl=ssl,
+                                  ssl_handshake_timeout=ssl_handshake_timeout, dispatcher=dispatcher,
                                   backlog=backlog, max_connections=max_connections,
-                                  reuse_port=reuse_port)
+                                  reuse_port=reuse_port, stop_grace=stop_grace)
     server.name = "http"
     yield from server.start_service(service.sweep, name="http-sweeper")
     return server
