@@ -140,12 +140,12 @@ def request_stop(kernel=None, signum=None) -> bool:
         state.begun = True
         state.signal = signum
         hooks = list(state.hooks.values())
+    state.event.set()
     kernel.new_task(_stop, (state, hooks), Dispatchers.Main, "graceful-stop", None)
     return True
 
 
 def _stop(state, hooks):
-    state.event.set()
     tasks = []
     for fn, args in hooks:
         tasks.append((yield from spawn(fn, *args, name=f"stop:{getattr(fn, '__qualname__', fn)}")))

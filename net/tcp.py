@@ -171,6 +171,9 @@ class Server:
         self._shutting_down = False
         self._services = []
         self._stop_hook = None
+        #: What a graceful stop runs, given ``stop_grace`` (default: ``shutdown``); a protocol
+        #: that knows when its connections are idle puts its own here (rpc does).
+        self.graceful = None
         self.accepted = 0
         # A Unix socket file is removed at close, if it is still the one bound here.
         self._path_id = _file_id(self.address) if listener.sock.family == _socket.AF_UNIX else None
@@ -241,7 +244,7 @@ class Server:
         return self
 
     def _graceful_stop(self):
-        yield from self.shutdown(self.stop_grace)
+        yield from (self.graceful or self.shutdown)(self.stop_grace)
 
     @types.coroutine
     def start_service(self, fn, *args, name=None):
@@ -281,18 +284,22 @@ class Server:
             raise
 
     @types.coroutine
-    def shutdown(self, grace: float = 0.0):
-        """Stop accepting, give connections ``grace`` seconds to finish, then cancel them."""
+    def shutdown(self, grace: float = 0.0, *, drain=None):
+        """Stop accepting, give connections ``grace`` seconds to finish, then cancel them.
+
+        ``drain``, a generator function, is what the grace waits for instead of
+        every connection's end (rpc waits for the calls in flight to be answered).
+        """
         self._shutting_down = True
         self.close()
         for task in self._services:
             yield from task.wait_done()
         if grace > 0:
-            done = yield from spawn(self.connections.join)
+            done = yield from spawn(drain or self.connections.join)
             try:
                 yield from timeout_after(grace, done.wait_done)
             except TimeoutError:
-                pass
+                done.cancel()
         self.connections.cancel()
         try:
             yield from self.connections.join()

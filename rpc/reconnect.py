@@ -11,6 +11,7 @@ is back. ``ReconnectingClient`` serves coroutines (and callbacks);
 import logging
 import threading
 import time
+import types
 from collections import deque
 
 from genloop.kernel import Cancelled, sleep, spawn
@@ -70,6 +71,7 @@ class ReconnectingClient:
         state = "connected" if self.peer is not None else "disconnected"
         return f"<ReconnectingClient {self.host}:{self.port} {state}>"
 
+    @types.coroutine
     def start(self):
         """Try to connect once, then keep the connection up in the background (a trap)."""
         yield from self._attempt()
