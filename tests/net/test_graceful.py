@@ -1,5 +1,6 @@
 """Graceful stop: SIGTERM and SIGINT stop servers with grace; signals reach tasks through signal_receiver."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,8 +19,8 @@ from tests.net.netutil import DEADLINE, HOST, connect, recv_until_eof, until
 pytestmark = pytest.mark.timeout(20)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-#: A server whose /slow takes SLOW seconds; prints READY, "start" per request and "finally".
-#: argv: port, workers.
+#: An HTTP server whose requests take ?s= seconds and answer SIZE bytes; prints READY,
+#: "start" per request and "finally". argv: port, workers[, SIZE].
 SERVER = textwrap.dedent("""
     import os, sys
     from genloop.kernel import sleep
@@ -31,7 +32,7 @@ SERVER = textwrap.dedent("""
     def app(request):
         say("start")
         yield from sleep(float(request.params.get("s", "0")))
-        return Response(200, b"done " + request.path.encode() + b" " + b"x" * 100000)
+        return Response(200, b"done " + request.path.encode() + b" " + b"x" * SIZE)
 
     def main(port):
         server = yield from serve_http(app, "127.0.0.1", port, reuse_port=True, stop_grace=5)
@@ -41,6 +42,7 @@ SERVER = textwrap.dedent("""
         finally:
             say("finally")
 
+    SIZE = int(sys.argv[3]) if len(sys.argv) > 3 else 100000
     say("codes", run_workers(main, int(sys.argv[1]), workers=int(sys.argv[2])))
 """)
 
@@ -63,8 +65,8 @@ def read_lines(proc, want, count):
     return lines
 
 
-def start_server(workers=1, port=0):
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(workers)], cwd=REPO,
+def start_server(workers=1, port=0, size=100000):
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(workers), str(size)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines = read_lines(proc, "READY", workers)
     return proc, int(lines[-1].split()[1])
@@ -262,3 +264,107 @@ def test_run_off_the_main_thread_leaves_signal_handlers_alone():
     thread.start()
     thread.join(DEADLINE)
     assert seen == [signal.SIG_DFL]
+
+
+NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+error_log {dir}/error.log warn;
+pid {dir}/nginx.pid;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    upstream genloop {{
+        server 127.0.0.1:{a} max_fails=0;
+        server 127.0.0.1:{b} max_fails=0;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://genloop;
+            proxy_next_upstream error timeout;
+            proxy_connect_timeout 1s;
+        }}
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class Backend:
+    """A genloop HTTP server subprocess on a fixed port, its output drained by a thread."""
+
+    def __init__(self, port):
+        self.port = port
+        self.proc, _ = start_server(1, port, size=100)
+        self.lines = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True)
+        self.reader.start()
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(DEADLINE)
+        self.reader.join(DEADLINE)
+        return code
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (Debian package nginx-light)")
+@pytest.mark.skipif(not shutil.which("wrk"), reason="wrk is not installed (Debian package wrk)")
+def test_nginx_loses_no_request_while_a_backend_restarts_under_wrk_load(tmp_path):
+    """Two backends behind nginx under wrk; one gets SIGTERM and comes back: 0 errors, 0 non-2xx."""
+    ports = {"a": free_port(), "b": free_port(), "port": free_port()}
+    (tmp_path / "nginx.conf").write_text(NGINX_CONF.format(dir=tmp_path, **ports))
+    backends = [Backend(ports["a"]), Backend(ports["b"])]
+    nginx = subprocess.Popen([NGINX, "-c", str(tmp_path / "nginx.conf"), "-p", str(tmp_path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wrk = None
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while True:                                 # nginx is up once it answers through a backend
+            try:
+                with get(ports["port"], "/") as sock:
+                    if recv_until_eof(sock).startswith(b"HTTP/1.1 200"):
+                        break
+            except OSError:
+                pass
+            assert nginx.poll() is None and time.monotonic() < deadline, nginx.stderr.read()
+            time.sleep(0.05)
+        wrk = subprocess.Popen(["wrk", "-t1", "-c16", "-d4s", f"http://{HOST}:{ports['port']}/"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        first = backends[0]
+        deadline = time.monotonic() + DEADLINE
+        while len(first.lines) < 200:               # the load reaches the first backend
+            assert time.monotonic() < deadline, "no load reached the first backend"
+            time.sleep(0.01)
+        assert first.stop() == 0                    # SIGTERM under load: drains and exits 0
+        assert "finally\n" in first.lines
+        backends[0] = Backend(ports["a"])           # ...and comes back on the same port
+        report, _ = wrk.communicate(timeout=DEADLINE + 10)
+        restarted = len(backends[0].lines)
+    finally:
+        if wrk is not None and wrk.poll() is None:
+            wrk.kill()
+        for backend in backends:
+            backend.kill()
+        nginx.terminate()
+        nginx.wait(DEADLINE)
+    assert "requests in" in report, report
+    assert "Socket errors" not in report and "Non-2xx" not in report, report
+    assert restarted > 1, "the restarted backend got no load"          # READY, then requests
