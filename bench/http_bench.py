@@ -54,11 +54,12 @@ class Row(Sample):
     cpu_ratio: float | None  # the baseline's cpu per request / this cpu per request
 
 
-def client_command(client: str, port: int, mode: str, conns: int, duration: float) -> list[str]:
+def client_command(client: str, port: int, mode: str, conns: int, duration: float,
+                   scheme: str = "http") -> list[str]:
     pinned = ["taskset", "-c", str(servers.CLIENT_CPU)]
     if client == "wrk":
         return [*pinned, "wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency",
-                f"http://127.0.0.1:{port}/"]
+                f"{scheme}://127.0.0.1:{port}/"]
     return [*pinned, sys.executable, "-m", "bench.loadgen", "--port", str(port), "--mode", mode,
             "-c", str(conns), "-d", str(duration), "--json"]
 
@@ -90,7 +91,10 @@ def parse_loadgen(output: str) -> Sample:
 
 def measure(client: str, server: servers.Server, mode: str, conns: int, duration: float) -> Sample:
     before = servers.cpu_seconds(server.pid)
-    output = subprocess.run(client_command(client, server.port, mode, conns, duration), capture_output=True,
+    if client != "wrk" and server.style in servers.HTTPS:
+        raise RuntimeError(f"{server.style} speaks TLS: only wrk can load it")
+    scheme = "https" if server.style in servers.HTTPS else "http"
+    output = subprocess.run(client_command(client, server.port, mode, conns, duration, scheme), capture_output=True,
                             text=True, check=True, timeout=duration + CLIENT_GRACE).stdout
     used = servers.cpu_seconds(server.pid) - before
     sample = parse_wrk(output) if client == "wrk" else parse_loadgen(output)

@@ -8,7 +8,7 @@ import pytest
 from genloop import kernel, rpc
 from genloop.kernel import sleep, spawn
 from genloop.net import open_connection, serve_tcp
-from tests.net.netutil import HOST
+from tests.net.netutil import HOST, until
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -49,6 +49,7 @@ def ticked_while(connect):
                 last = time.monotonic()
 
         tick = yield from spawn(ticker)
+        yield from until(lambda: tick.state == "waiting", "the ticker's first sleep")
         yield from connect(server.port)
         stop.append(1)
         yield from tick.join()

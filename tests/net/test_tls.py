@@ -17,9 +17,9 @@ import pytest
 import trustme
 
 from genloop import kernel
-from genloop.kernel import Timeout, gather, sleep
+from genloop.kernel import Timeout, gather, sleep, spawn
 from genloop.net import Response, open_connection, serve_http, serve_tcp
-from tests.net.netutil import DEADLINE, HOST, recv_until_eof, server_thread
+from tests.net.netutil import DEADLINE, HOST, recv_until_eof, server_thread, until
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -190,8 +190,8 @@ def test_main_keeps_ticking_while_many_handshakes_run(server_ctx, client_ctx):
             return reply
 
         stop = []
-        from genloop.kernel import spawn
         tick = yield from spawn(ticker, stop)
+        yield from until(lambda: tick.state == "waiting", "the ticker's first sleep")
         replies = yield from gather(*[client() for _ in range(20)])
         stop.append(True)
         yield from tick.join()
