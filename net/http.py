@@ -432,6 +432,8 @@ class HttpService:
         drained = False
         while True:
             if drained:
+                if self.closing and not conn.in_message:
+                    return          # the server is stopping: a connection idle from now on closes
                 # The last recv emptied the socket, so new bytes bring a new
                 # edge: wait for it rather than pay a recv that fails first.
                 if conn.in_head:
@@ -506,13 +508,18 @@ class HttpService:
     def _send_rest(self, socket, conn, view):
         """The part of a batch the socket did not take at once (the peer reads slowly)."""
         send = socket.sock.send
-        while view:
-            try:
-                view = view[send(view):]
-            except BlockingIOError:
-                conn.deadline = self.idle_deadline
-                yield socket._wait_write
-                conn.deadline = _INF
+        # Counted as busy meanwhile: a graceful stop lets this answer finish.
+        busy, conn.in_message = conn.in_message, True
+        try:
+            while view:
+                try:
+                    view = view[send(view):]
+                except BlockingIOError:
+                    conn.deadline = self.idle_deadline
+                    yield socket._wait_write
+                    conn.deadline = _INF
+        finally:
+            conn.in_message = busy
 
     def _linger(self, sock, wait_read, conn):
         """Half-close, then drop what the client still sends until it closes too."""

@@ -13,6 +13,7 @@ import pytest
 
 from genloop import kernel
 from genloop.kernel import Event, Terminated, request_stop, signal_receiver, sleep, spawn, stopping
+from genloop.kernel.traps import IO, WRITE
 from genloop.net import Response, serve_http
 from tests.net.netutil import DEADLINE, HOST, connect, recv_until_eof, until
 
@@ -368,3 +369,31 @@ def test_nginx_loses_no_request_while_a_backend_restarts_under_wrk_load(tmp_path
     assert "requests in" in report, report
     assert "Socket errors" not in report and "Non-2xx" not in report, report
     assert restarted > 1, "the restarted backend got no load"          # READY, then requests
+
+
+def waiting_to_write(task) -> bool:
+    trap = task and task.trap
+    return task is not None and task.state == "waiting" and trap and trap[0] == IO and trap[2] == WRITE
+
+
+def test_a_graceful_stop_finishes_sending_a_big_answer_to_a_slow_reader():
+    big = b"y" * (8 << 20)                 # far more than the socket buffers hold
+
+    def app(request):
+        return Response(200, big)
+        yield
+
+    def main():
+        server = yield from serve_http(app, HOST, 0)
+        sock = get(server.port, "/big", keep_alive=True)
+        yield from until(lambda: waiting_to_write(server.connections._any_child()), "the socket buffers to fill")
+        request_stop()
+        yield from until(lambda: server.listener.closed, "the stop to begin")
+        reader = threading.Thread(target=lambda: box.append(recv_until_eof(sock)))
+        reader.start()                     # only now does the client read
+        yield from server.serve_forever()
+        return reader
+
+    box = []
+    kernel.run(main).join(DEADLINE)
+    assert box and box[0].endswith(big[-100:]) and len(box[0].partition(b"\r\n\r\n")[2]) == len(big)
