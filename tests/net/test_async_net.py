@@ -66,3 +66,27 @@ def test_an_async_def_http_app():
                 sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 reply = recv_until_eof(sock)
     assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"echoed /ping"), reply
+
+
+def public_generator_functions():
+    """Every public generator function and method exported by net and rpc."""
+    import inspect
+
+    from genloop import net, rpc
+    for module in (net, rpc):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            members = [(name, obj)] if inspect.isfunction(obj) else \
+                [(f"{name}.{attr}", fn) for attr, fn in vars(obj).items() if inspect.isfunction(fn)] \
+                if inspect.isclass(obj) else []
+            for qualname, fn in members:
+                if inspect.isgeneratorfunction(fn) and not qualname.rpartition(".")[2].startswith("_"):
+                    yield qualname, fn
+
+
+def test_every_public_suspending_call_of_net_and_rpc_can_be_awaited():
+    import inspect
+    found = list(public_generator_functions())
+    assert len(found) > 20
+    plain = [name for name, fn in found if not fn.__code__.co_flags & inspect.CO_ITERABLE_COROUTINE]
+    assert not plain, f"not types.coroutine, so `await` fails: {plain}"
