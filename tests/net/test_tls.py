@@ -17,7 +17,7 @@ import pytest
 import trustme
 
 from genloop import kernel
-from genloop.kernel import Timeout, gather, sleep, spawn
+from genloop.kernel import Dispatchers, Timeout, gather, sleep, spawn, with_context
 from genloop.net import Response, open_connection, serve_http, serve_tcp
 from tests.net.netutil import DEADLINE, HOST, recv_until_eof, server_thread, until
 
@@ -112,10 +112,12 @@ def test_a_plain_tcp_client_on_a_tls_port_hurts_nobody(server_ctx, client_ctx, c
     assert any("TLS handshake" in r.getMessage() for r in caplog.records)
 
 
-def test_genloop_client_and_server_move_a_megabyte_each_way(server_ctx, client_ctx):
+@pytest.mark.parametrize("dispatcher", [None, Dispatchers.Default], ids=["main", "default"])
+def test_genloop_client_and_server_move_a_megabyte_each_way(server_ctx, client_ctx, dispatcher):
+    """On Default, a connection's reader and writer run on two threads at once over one TLS engine."""
     blob = os.urandom(1 << 20)
 
-    def main():
+    def body():
         server = yield from serve_tcp(echo, HOST, 0, ssl=server_ctx)
         stream = yield from open_connection("localhost", server.port, ssl=client_ctx)
 
@@ -133,6 +135,9 @@ def test_genloop_client_and_server_move_a_megabyte_each_way(server_ctx, client_c
         stream.close()
         yield from server.shutdown()
         return hashlib.sha256(echoed).digest(), version
+
+    def main():       # the main task itself stays on Main; the work runs on the dispatcher
+        return (yield from with_context(dispatcher or Dispatchers.Main, body))
 
     digest, version = kernel.run(main)
     assert digest == hashlib.sha256(blob).digest() and version
