@@ -125,8 +125,14 @@ def listen(host: str | None = "127.0.0.1", port: int = 0, *, path: str | None = 
     return Socket(sock)
 
 
+def _in_filesystem(path) -> bool:
+    """A Unix socket path that names a file (not Linux's abstract namespace, which starts with NUL)."""
+    return isinstance(path, str) and bool(path) and not path.startswith("\0")
+
+
 def _remove_stale(path) -> None:
-    if isinstance(path, str) and not path.startswith("\0"):     # not Linux's abstract namespace
+    """Remove a socket file left at ``path`` (as asyncio's ``create_unix_server`` does)."""
+    if _in_filesystem(path):
         try:
             if not stat.S_ISSOCK(os.stat(path).st_mode):
                 raise FileExistsError(f"{path} exists and is not a socket")
@@ -311,7 +317,7 @@ class Server:
 
 def _file_id(path):
     """(device, inode) of the Unix socket file ``path``, or None (abstract, or gone)."""
-    if not isinstance(path, str) or not path or path.startswith("\0"):
+    if not _in_filesystem(path):
         return None
     try:
         st = os.stat(path)

@@ -102,3 +102,18 @@ def test_a_unix_server_closed_by_another_process_is_not_unlinked(tmp_path):
         return exists
 
     assert kernel.run(main) is True
+
+
+def test_an_abstract_socket_name_needs_no_file():
+    name = f"\0genloop-test-{os.getpid()}"
+
+    def main():
+        server = yield from serve_unix(line_echo, name)
+        stream = yield from open_unix_connection(name)
+        yield from stream.write_all(b"abstract\n")
+        line = yield from stream.readline()
+        stream.close()
+        server.close()
+        return line
+
+    assert kernel.run(main) == b"abstract\n"
