@@ -284,11 +284,11 @@ class Hub:
             self._running.release()
 
     def add(self, receiver):
+        for sig in receiver.signums:
+            self._install(sig)          # first: SIGKILL and the like raise here, before any change
         with self._lock:
             for sig in receiver.signums:
                 self._receivers.setdefault(sig, []).append(receiver)
-        for sig in receiver.signums:
-            self._install(sig)
 
     def remove(self, receiver):
         with self._lock:

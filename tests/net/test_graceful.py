@@ -397,3 +397,15 @@ def test_a_graceful_stop_finishes_sending_a_big_answer_to_a_slow_reader():
     box = []
     kernel.run(main).join(DEADLINE)
     assert box and box[0].endswith(big[-100:]) and len(box[0].partition(b"\r\n\r\n")[2]) == len(big)
+
+
+def test_a_signal_that_cannot_be_caught_is_refused_and_leaves_nothing_behind():
+    def main():
+        with pytest.raises(OSError):
+            with signal_receiver(signal.SIGKILL):
+                pass
+        with signal_receiver(signal.SIGUSR1) as signals:      # the hub still works
+            signal.raise_signal(signal.SIGUSR1)
+            return (yield from signals.get())
+
+    assert kernel.run(main) == signal.SIGUSR1
