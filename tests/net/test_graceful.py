@@ -162,9 +162,10 @@ def test_a_stop_cancels_a_main_that_does_not_serve_and_run_raises_terminated():
 
 def test_sigint_drains_then_raises_keyboard_interrupt():
     release = Event()
-    answered = []
+    answered, waiting = [], []
 
     def app(request):
+        waiting.append(request)
         yield from release.wait()
         return Response(200, b"late but whole")
 
@@ -177,7 +178,7 @@ def test_sigint_drains_then_raises_keyboard_interrupt():
 
         thread = threading.Thread(target=client)
         thread.start()
-        yield from until(lambda: server.connections._any_child() is not None, "the client")
+        yield from until(lambda: waiting, "the request to reach the app")
         signal.raise_signal(signal.SIGINT)
         yield from until(lambda: server.listener.closed, "the stop to close the listener")
         release.set()
@@ -194,14 +195,17 @@ def test_sigint_drains_then_raises_keyboard_interrupt():
 
 
 def test_a_second_sigint_stops_at_once():
+    waiting = []
+
     def app(request):
+        waiting.append(request)
         yield from sleep(3600)                 # never answers
         return Response(200)
 
     def main():
         server = yield from serve_http(app, HOST, 0, stop_grace=3600)
         sock = get(server.port, "/")
-        yield from until(lambda: server.connections._any_child() is not None, "the client")
+        yield from until(lambda: waiting, "the request to reach the app")
         signal.raise_signal(signal.SIGINT)
         yield from until(lambda: server.listener.closed, "the stop to begin")
         signal.raise_signal(signal.SIGINT)     # the impatient second Ctrl-C
