@@ -48,9 +48,12 @@ class Row(Sample):
 
 
 def measure(client: str, server: Running, mode: str, conns: int, duration: int) -> Sample:
+    if client != "wrk" and server.name in servers.HTTPS:
+        raise RuntimeError(f"{server.name} speaks TLS: only wrk can load it")
+    scheme = "https" if server.name in servers.HTTPS else "http"
     before = cpu_seconds(server.pid)
-    output = subprocess.run(clients.command(client, server.port, conns, duration, mode), capture_output=True,
-                            text=True, check=True, timeout=duration + clients.CLIENT_GRACE).stdout
+    output = subprocess.run(clients.command(client, server.port, conns, duration, mode, scheme=scheme),
+                            capture_output=True, text=True, check=True, timeout=duration + clients.CLIENT_GRACE).stdout
     used = cpu_seconds(server.pid) - before
     sample = clients.parse(client, output)
     return Sample(**asdict(sample), cpu=used / max(1, sample.requests))

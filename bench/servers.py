@@ -31,8 +31,11 @@ STYLES: dict[str, list[str]] = {
     "genloop_default": [*peer("genloop_http"), "--dispatcher", "default"],
     "genloop_2workers": [*peer("genloop_http"), "--workers", "2"],
     "nginx": [sys.executable, "-m", "bench.nginx"],
+    "asyncio_https": peer("asyncio_https"),
+    "genloop_https": [*peer("genloop_http"), "--tls"],
 }
-HTTP_ONLY = {"nginx"}  # styles that cannot serve --mode echo
+HTTPS = {"asyncio_https", "genloop_https"}  # styles that speak TLS (wrk is told https://)
+HTTP_ONLY = {"nginx", *HTTPS}  # styles that cannot serve --mode echo
 UNPINNED = {"genloop_2workers"}  # styles that need more than SERVER_CPU (they share CLIENT_CPU)
 
 

@@ -9,6 +9,7 @@ from .errors import BusyResourceError, Cancelled, ClosedResourceError, QueueClos
 from .gentypes import Gen
 from .instruments import Instrument
 from .runner import current_kernel, notify_closing, run
+from .signals import SignalReceiver, Terminated, on_stop, request_stop, signal_receiver, stopping
 from .structured import TaskGroup, gather
 from .sync import Event, Future, Lock, Queue, Semaphore
 from .task import Task
@@ -33,4 +34,5 @@ __all__ = [
     "QueueEmpty", "QueueFull", "Future", "Dispatcher", "Dispatchers", "MonotonicClock",
     "VirtualClock", "Instrument", "ClosedResourceError", "BusyResourceError", "park",
     "notify_closing", "current_kernel", "ChromeTracer", "Gen", "coroutine",
+    "signal_receiver", "SignalReceiver", "stopping", "request_stop", "on_stop", "Terminated",
 ]

@@ -25,6 +25,7 @@ from .dispatchers import Dispatchers
 from .monitor import start_monitor
 from .pools import MainPool, ThreadPool
 from .runqueue import LimitedPool
+from .signals import install as install_signals
 from .watchdog import Watchdog
 
 log = logging.getLogger("genloop")
@@ -62,12 +63,14 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
     kernel.tls.pool = kernel.main_pool
     set_current_kernel(kernel)
     watchdog = Watchdog(kernel, ident, slow_step) if slow_step else None
+    signals = install_signals(kernel)      # on the main thread, SIGINT/SIGTERM stop gracefully
     try:
         kernel.monitor = start_monitor(kernel, monitor)
         root = kernel.new_task(main, args, Dispatchers.Main, None, None)
         # run() reports the outcome (no "nobody joined" log); the root may end
         # on any thread (switch_to, Unconfined), and its end wakes Main.
         kernel.watch(root, lambda t: kernel.stop())
+        signals.root = root
         try:
             loop(kernel, lambda: kernel.stopping, watchdog)
             if kernel.interrupted is not None:
@@ -77,14 +80,15 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
             raise
         _shutdown(kernel, watchdog)
     finally:
+        signals.close()
         set_current_kernel(None)
         if kernel.monitor:
             kernel.monitor.stop()
         if watchdog:
             watchdog.stop()
         kernel.poller.close()
-    if root.exception is not None:
-        raise root.exception
+    if (exc := signals.outcome(root)) is not None:
+        raise exc
     return root.result
 
 

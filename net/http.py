@@ -1,7 +1,7 @@
 """HTTP/1.1 server on ``serve_tcp``: keep-alive, pipelining, limits, timeouts, back-pressure.
 
-``app(request)`` is a generator function (a plain function works too) given a
-``Request`` and returning a ``Response`` (``http_wire`` says what a body may
+``app(request)`` is a generator function (an ``async def`` or a plain function
+works too) given a ``Request`` and returning a ``Response`` (``http_wire`` says what a body may
 be: bytes, an iterable of chunks, or a producer coroutine). Each connection
 is one task that reads the socket directly in large chunks and feeds
 ``httptools`` from it, ``PARSE_SLICE`` bytes at a time; the requests of a
@@ -39,7 +39,8 @@ and two sweeps after it.
 import logging
 import socket as _socket
 import threading
-from types import GeneratorType
+import types
+from types import CoroutineType, GeneratorType
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
@@ -47,7 +48,8 @@ from genloop.kernel import current_kernel, current_task, sleep
 
 from .http_wire import Headers, Request, Response, connection_field, encode, error_response, head
 from .stream import READ_SIZE
-from .tcp import DEFAULT_BACKLOG, serve_tcp
+from .tcp import DEFAULT_BACKLOG, STOP_GRACE, serve_tcp
+from .tls import HANDSHAKE_TIMEOUT
 
 __all__ = ["serve_http", "HttpService", "Headers", "Request", "Response"]
 
@@ -313,6 +315,7 @@ class HttpService:
                 self._live.discard(conn)
 
     # -- the connection loop -------------------------------------------------
+    @types.coroutine       # an async def app's coroutine is awaited here
     def _serve(self, socket, conn):
         """Read, parse and answer until the connection ends; the hot path, so names are local."""
         sock = socket.sock
@@ -324,6 +327,8 @@ class HttpService:
         drained = False
         while True:
             if drained:
+                if self.closing and not conn.in_message:
+                    return          # the server is stopping: a connection idle from now on closes
                 # The last recv emptied the socket, so new bytes bring a new
                 # edge: wait for it rather than pay a recv that fails first.
                 if conn.in_head:
@@ -396,6 +401,7 @@ class HttpService:
                 return b""
         return rest
 
+    @types.coroutine       # it awaits an async def app's coroutine
     def _answer(self, socket, conn):
         """Answer the parsed requests in order, queueing their bytes; False once the connection must end.
 
@@ -411,7 +417,7 @@ class HttpService:
             keep = request.keep_alive and not self.closing
             try:
                 response = app(request)
-                if type(response) is GeneratorType:
+                if type(response) is GeneratorType or type(response) is CoroutineType:
                     response = yield from response
                 if type(response.body) is bytes and response.status >= 200:
                     data, keep_alive = encode(response, request.method == "HEAD", keep, request.version)
@@ -500,15 +506,20 @@ class HttpService:
         """Send all of ``conn.out``, waiting while the client is slow to read: the back-pressure."""
         out = conn.out
         sock = socket.sock
-        while out:
-            try:
-                sent = sock.send(out[0]) if len(out) == 1 else sock.sendmsg(out[:MAX_IOV])
-            except BlockingIOError:
-                conn.deadline = self.idle_deadline
-                yield socket._wait_write
-                conn.deadline = _INF
-                continue
-            _consume(out, sent)
+        # Counted as busy meanwhile: a graceful stop lets this answer finish.
+        busy, conn.in_message = conn.in_message, True
+        try:
+            while out:
+                try:
+                    sent = sock.send(out[0]) if len(out) == 1 else sock.sendmsg(out[:MAX_IOV])
+                except BlockingIOError:
+                    conn.deadline = self.idle_deadline
+                    yield socket._wait_write
+                    conn.deadline = _INF
+                    continue
+                _consume(out, sent)
+        finally:
+            conn.in_message = busy
         conn.pending = 0
 
     def _linger(self, sock, wait_read, conn):
@@ -542,21 +553,25 @@ def _consume(out: list, sent: int) -> None:
         out[0] = memoryview(out[0])[sent:]
 
 
-def serve_http(app, host: str = "127.0.0.1", port: int = 0, *, dispatcher=None,
+@types.coroutine
+def serve_http(app, host: str = "127.0.0.1", port: int = 0, *, path: str | None = None, ssl=None,
+               ssl_handshake_timeout: float | None = HANDSHAKE_TIMEOUT, dispatcher=None,
                backlog: int = DEFAULT_BACKLOG, max_connections: int | None = None,
                reuse_port: bool = False, max_head: int = MAX_HEAD, max_body: int | None = MAX_BODY,
                idle_timeout: float = IDLE_TIMEOUT, header_timeout: float = HEADER_TIMEOUT,
-               high_water: int = HIGH_WATER):
-    """Serve ``app`` over HTTP/1.1 on ``host:port``; a trap returning the ``Server``.
+               high_water: int = HIGH_WATER, stop_grace: float = STOP_GRACE):
+    """Serve ``app`` over HTTP/1.1 on ``host:port`` (or the Unix socket ``path``); a trap returning the ``Server``.
 
     ``server = yield from serve_http(app, "127.0.0.1", 0)``; the other
-    arguments are ``serve_tcp``'s, then the limits (``max_body=None``: no
-    limit) and ``high_water``, the unsent bytes at which a connection pauses.
+    arguments are ``serve_tcp``'s (``ssl=`` serves HTTPS), then the limits
+    (``max_body=None``: no limit) and ``high_water``, the unsent bytes at
+    which a connection pauses.
     """
     service = HttpService(app, current_kernel().clock.now, max_head=max_head, max_body=max_body,
                           idle_timeout=idle_timeout, header_timeout=header_timeout, high_water=high_water)
-    server = yield from serve_tcp(service.handle, host, port, dispatcher=dispatcher,
+    server = yield from serve_tcp(service.handle, host, port, path=path, ssl=ssl,
+                                  ssl_handshake_timeout=ssl_handshake_timeout, dispatcher=dispatcher,
                                   backlog=backlog, max_connections=max_connections,
-                                  reuse_port=reuse_port, name="http")
+                                  reuse_port=reuse_port, stop_grace=stop_grace, name="http")
     yield from server.start_service(service.sweep, name="http-sweeper")
     return server

@@ -2,10 +2,12 @@
 
 Every call tries the system call first and waits on the poller only on
 ``BlockingIOError``, so a busy connection never touches epoll. The wait traps
-are built once per socket and reused.
+are built once per socket and reused. Every suspending method is a
+``types.coroutine``: use it with ``yield from`` or ``await``.
 """
 import errno
 import socket as _socket
+import types
 
 from genloop.kernel import current_kernel
 from genloop.kernel.traps import IO, READ, WRITE
@@ -33,6 +35,7 @@ class Socket:
     def __repr__(self):
         return f"<Socket fd={self.sock.fileno()}>"
 
+    @types.coroutine
     def accept(self):
         """Wait for a connection; returns ``(Socket, address)``."""
         while True:
@@ -43,6 +46,7 @@ class Socket:
             else:
                 return Socket(conn), addr
 
+    @types.coroutine
     def connect(self, address):
         """Connect, waiting for the handshake without blocking the thread."""
         err = self.sock.connect_ex(address)
@@ -52,6 +56,7 @@ class Socket:
         if err:
             raise OSError(err, f"connect to {address}: {errno.errorcode.get(err, err)}")
 
+    @types.coroutine
     def recv(self, n: int):
         """Up to ``n`` bytes; ``b""`` at end of stream."""
         while True:
@@ -60,6 +65,7 @@ class Socket:
             except BlockingIOError:
                 yield self._wait_read
 
+    @types.coroutine
     def recv_into(self, buffer, n: int = 0):
         while True:
             try:
@@ -67,6 +73,7 @@ class Socket:
             except BlockingIOError:
                 yield self._wait_read
 
+    @types.coroutine
     def send(self, data):
         """Send some of ``data``; returns how many bytes went."""
         while True:
@@ -75,6 +82,7 @@ class Socket:
             except BlockingIOError:
                 yield self._wait_write
 
+    @types.coroutine
     def sendall(self, data):
         """Send all of ``data``, waiting whenever the kernel's buffer is full."""
         sock = self.sock
@@ -88,6 +96,24 @@ class Socket:
         while view:
             try:
                 view = view[sock.send(view):]
+            except BlockingIOError:
+                yield self._wait_write
+
+    @types.coroutine
+    def recvfrom(self, n: int):
+        """One datagram of up to ``n`` bytes and its sender: ``(data, address)``."""
+        while True:
+            try:
+                return self.sock.recvfrom(n)
+            except BlockingIOError:
+                yield self._wait_read
+
+    @types.coroutine
+    def sendto(self, data, address):
+        """Send one datagram to ``address``, waiting while the socket's buffer is full."""
+        while True:
+            try:
+                return self.sock.sendto(data, address)
             except BlockingIOError:
                 yield self._wait_write
 

@@ -1,4 +1,9 @@
-"""Stream: buffered reads and writes over a ``Socket``, with size limits."""
+"""Stream: buffered reads and writes over a ``Socket``, with size limits.
+
+Every suspending method is a ``types.coroutine``: ``yield from`` or ``await`` it.
+"""
+import types
+
 from .socket import Socket
 
 #: Largest line/frame a read may buffer before giving up (asyncio's default).
@@ -65,6 +70,7 @@ class Stream:
         del buf[:n]
         return data
 
+    @types.coroutine
     def read(self, n: int = -1):
         """Up to ``n`` bytes (at least one unless at EOF, then ``b""``); ``n=-1``: until EOF."""
         if n < 0:
@@ -77,6 +83,7 @@ class Stream:
             yield from self._fill()
         return self._take(min(n, len(self._buf)))
 
+    @types.coroutine
     def readexactly(self, n: int):
         """Exactly ``n`` bytes, or ``IncompleteRead`` carrying what arrived."""
         if n > self.limit:
@@ -86,6 +93,7 @@ class Stream:
                 raise IncompleteRead(self._take(len(self._buf)), n)
         return self._take(n)
 
+    @types.coroutine
     def readuntil(self, separator: bytes = b"\n"):
         """Bytes up to and including ``separator``; ``IncompleteRead`` at EOF first."""
         buf = self._buf
@@ -101,6 +109,7 @@ class Stream:
             if self._eof or not (yield from self._fill()):
                 raise IncompleteRead(self._take(len(buf)), separator)
 
+    @types.coroutine
     def readline(self):
         """One line including ``\\n``; at EOF the partial last line (``b""`` when none)."""
         try:
@@ -108,6 +117,7 @@ class Stream:
         except IncompleteRead as e:
             return e.partial
 
+    @types.coroutine
     def write_all(self, data):
         """Send all of ``data`` (waits while the peer is slow to read)."""
         yield from self.socket.sendall(data)

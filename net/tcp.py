@@ -1,15 +1,37 @@
-"""TCP: ``open_connection``, ``serve_tcp`` and the ``Server`` it returns."""
+"""TCP (and Unix stream sockets): ``open_connection``, ``serve_tcp`` and the ``Server`` it returns.
+
+TLS (``ssl=``) wraps a connection at the ``Socket`` layer (``net.tls``), so a
+handler and the HTTP loop see the same ``Stream`` either way; ``path=``
+gives the Unix-socket form of each call.
+"""
 import logging
+import os
 import socket as _socket
+import stat
 import threading
 import time
+import types
 
-from genloop.kernel import Cancelled, Event, Semaphore, TaskGroup, current_kernel, current_task, sleep, spawn, timeout_after
+from genloop.kernel import (
+    Cancelled,
+    Dispatchers,
+    Event,
+    Semaphore,
+    TaskGroup,
+    current_kernel,
+    current_task,
+    sleep,
+    spawn,
+    timeout_after,
+    with_context,
+)
+from genloop.kernel.signals import STOP_GRACE, on_stop
 from genloop.kernel.task import WAITING
 from genloop.kernel.traps import IO
 
 from .socket import Socket
 from .stream import DEFAULT_LIMIT, Stream
+from .tls import HANDSHAKE_TIMEOUT, start_tls
 
 log = logging.getLogger("genloop.net")
 
@@ -33,28 +55,59 @@ def _tune(sock: _socket.socket) -> None:
         sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)   # as asyncio does
 
 
-def open_connection(host: str, port: int, *, timeout: float | None = None, limit: int = DEFAULT_LIMIT):
-    """Connect to ``host:port`` and return a ``Stream`` (``Timeout`` past ``timeout`` s)."""
+@types.coroutine
+def open_connection(host: str | None = None, port: int | None = None, *, path: str | None = None,
+                    ssl=None, server_hostname: str | None = None,
+                    ssl_handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+                    timeout: float | None = None, limit: int = DEFAULT_LIMIT):
+    """Connect to ``host:port`` (or the Unix socket ``path``) and return a ``Stream``.
+
+    A trap. ``timeout`` bounds the whole call (``Timeout``). A host name is
+    resolved on ``Dispatchers.IO``, never on the caller's thread. With
+    ``ssl`` (an ``ssl.SSLContext``) the stream speaks TLS once the handshake
+    is done; ``server_hostname`` (default ``host``) is the name the
+    certificate must match.
+    """
     if timeout is not None:
-        return (yield from timeout_after(timeout, _connect, host, port, limit))
-    return (yield from _connect(host, port, limit))
+        return (yield from timeout_after(timeout, _connect, host, port, path, ssl, server_hostname,
+                                         ssl_handshake_timeout, limit))
+    return (yield from _connect(host, port, path, ssl, server_hostname, ssl_handshake_timeout, limit))
 
 
-def _connect(host, port, limit):
-    infos = _socket.getaddrinfo(host, port, type=_socket.SOCK_STREAM) if not _is_ip(host) else \
-        [(_socket.AF_INET6 if ":" in host else _socket.AF_INET, None, None, None, (host, port))]
+@types.coroutine
+def _connect(host, port, path, ssl, server_hostname, handshake_timeout, limit):
+    if path is not None:
+        sock = Socket(_socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM))
+        addrs = [path]
+    else:
+        if host is None or port is None:
+            raise TypeError("open_connection needs host and port, or path=")
+        sock = None
+        if _is_ip(host):
+            addrs = [(host, port)]
+        else:     # getaddrinfo blocks (DNS): a thread of IO waits for it, not Main
+            infos = yield from with_context(Dispatchers.IO, _socket.getaddrinfo, host, port, 0, _socket.SOCK_STREAM)
+            addrs = [info[4] for info in infos]
     err = None
-    for family, *_, addr in infos:
-        sock = Socket.tcp(family)
+    for addr in addrs:
+        if path is None:
+            sock = Socket.tcp(_socket.AF_INET6 if ":" in addr[0] else _socket.AF_INET)
         try:
             yield from sock.connect(addr)
         except BaseException as e:
             sock.close()
             if not isinstance(e, OSError):
                 raise
-            err = e
+            err = e             # refused or unreachable: try the next address
             continue
-        _tune(sock.sock)
+        try:
+            _tune(sock.sock)
+            if ssl is not None:
+                sock = yield from start_tls(sock, ssl, server_hostname=server_hostname or host,
+                                            timeout=handshake_timeout)
+        except BaseException:
+            sock.close()
+            raise
         return Stream(sock, limit=limit, peer=addr)
     raise err or OSError(f"cannot resolve {host!r}")
 
@@ -67,15 +120,26 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def listen(host: str, port: int, *, backlog: int = DEFAULT_BACKLOG, reuse_port: bool = False) -> Socket:
-    """A listening ``Socket`` on ``host:port`` (port 0 picks a free port)."""
-    family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
-    sock = _socket.socket(family, _socket.SOCK_STREAM)
+def listen(host: str | None = "127.0.0.1", port: int = 0, *, path: str | None = None,
+           backlog: int = DEFAULT_BACKLOG, reuse_port: bool = False) -> Socket:
+    """A listening ``Socket`` on ``host:port`` (port 0 picks a free port), or on the Unix socket ``path``.
+
+    A stale socket file at ``path`` (left by a process that died) is replaced;
+    any other file there is an error (``FileExistsError``).
+    """
+    if path is not None:
+        _remove_stale(path)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        address = path
+    else:
+        sock = _socket.socket(_socket.AF_INET6 if ":" in host else _socket.AF_INET, _socket.SOCK_STREAM)
+        address = (host, port)
     try:
-        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        if path is None:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
+        sock.bind(address)
         sock.listen(backlog)
     except BaseException:
         sock.close()
@@ -83,10 +147,37 @@ def listen(host: str, port: int, *, backlog: int = DEFAULT_BACKLOG, reuse_port: 
     return Socket(sock)
 
 
-class Server:
-    """A listening TCP server: one task per connection, running ``handler(stream)``.
+def _in_filesystem(path) -> bool:
+    """A Unix socket path that names a file (not Linux's abstract namespace, which starts with NUL)."""
+    return isinstance(path, str) and bool(path) and not path.startswith("\0")
 
-    A handler's exception is logged and closes only its own connection.
+
+def _remove_stale(path) -> None:
+    """Remove a socket file left at ``path`` (as asyncio's ``create_unix_server`` does)."""
+    if _in_filesystem(path):
+        try:
+            if not stat.S_ISSOCK(os.stat(path).st_mode):
+                raise FileExistsError(f"{path} exists and is not a socket")
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def _label(addr) -> str:
+    """A peer address for task names and logs: the port of a TCP peer; Unix peers are unnamed."""
+    return str(addr[1]) if isinstance(addr, tuple) else "unix"
+
+
+class Server:
+    """A listening stream server: one task per connection, running ``handler(stream)``.
+
+    A handler's exception is logged and closes only its own connection. The
+    listener may be TCP or Unix (``port`` is then None and ``address`` the
+    path); with ``ssl`` each connection's TLS handshake runs in its own task
+    first, and a failed one is logged (level INFO) and closes only that
+    connection. At a graceful stop (SIGTERM, ``kernel.request_stop``) the
+    server runs ``shutdown(stop_grace)``.
+
     With ``idle_timeout`` (seconds), a connection whose task has waited on
     its socket (to read or to write) that long is cancelled, so idle clients
     cannot hold every ``max_connections`` slot; it costs nothing per read or
@@ -94,27 +185,40 @@ class Server:
     """
 
     def __init__(self, handler, listener: Socket, *, dispatcher=None, max_connections=None,
-                 limit=DEFAULT_LIMIT, name="tcp", idle_timeout: float | None = None):
+                 limit=DEFAULT_LIMIT, name="tcp", ssl=None, ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+                 stop_grace: float = STOP_GRACE, idle_timeout: float | None = None):
         self.handler = handler
         self.listener = listener
         self.dispatcher = dispatcher
         self.limit = limit
         self.name = name
-        self.port = listener.sock.getsockname()[1]
+        self.ssl = ssl
+        self.ssl_handshake_timeout = ssl_handshake_timeout
+        self.stop_grace = stop_grace
         self.address = listener.sock.getsockname()
+        self.port = self.address[1] if isinstance(self.address, tuple) else None
         self.connections = TaskGroup()
         self._slots = Semaphore(max_connections) if max_connections else None
         self._closed = Event()
+        self._finished = Event()
+        self._shutting_down = False
         self._services = []
+        self._stop_hook = None
+        #: What a graceful stop runs, given ``stop_grace`` (default: ``shutdown``); a protocol
+        #: that knows when its connections are idle puts its own here (rpc does).
+        self.graceful = None
         self.accepted = 0
         self.idle_timeout = idle_timeout
         self._watched = {}                   # connection task -> its socket, with idle_timeout
         self._watch_lock = threading.Lock()  # handlers may run on other dispatchers' threads
         self._accept_errors = 0              # failures not reported yet
         self._accept_reported = -ACCEPT_ERROR_EVERY
+        # A Unix socket file is removed at close, if it is still the one bound here.
+        self._path_id = _file_id(self.address) if listener.sock.family == _socket.AF_UNIX else None
 
     def __repr__(self):
-        return f"<Server {self.name} on {self.address[0]}:{self.port}>"
+        where = f"{self.address[0]}:{self.port}" if self.port is not None else repr(self.address)
+        return f"<Server {self.name} on {where}>"
 
     def _accept_loop(self):
         """Accept for ever: batches of ACCEPT_BATCH, or one per free slot under max_connections."""
@@ -133,7 +237,7 @@ class Server:
                 conn, addr = accepted
                 _tune(conn)
                 self.accepted += 1
-                yield from spawn_conn(handle, conn, addr, dispatcher=dispatcher, name=f"{self.name}:{addr[1]}")
+                yield from spawn_conn(handle, conn, addr, dispatcher=dispatcher, name=f"{self.name}:{_label(addr)}")
             yield                              # a turn for the others between batches
 
     def _accept(self):
@@ -177,16 +281,22 @@ class Server:
                     log.debug("%r: %s idle for over %s s; closing it", self, task.name, timeout)
                     task.cancel()
 
+    @types.coroutine      # so that an ``async def`` handler's coroutine can be awaited here
     def _handle(self, conn, addr):
-        sock = Socket(conn)
-        stream = Stream(sock, limit=self.limit, peer=addr)
+        sock = Socket(conn) if self.ssl is None else None
         watched = self.idle_timeout is not None
         if watched:
             task = yield from current_task()
             with self._watch_lock:
                 self._watched[task] = conn
         try:
-            yield from self.handler(stream)
+            if sock is None:
+                try:
+                    sock = yield from start_tls(conn, self.ssl, server_side=True, timeout=self.ssl_handshake_timeout)
+                except OSError as e:        # ssl.SSLError and Timeout are OSErrors
+                    log.info("%r: TLS handshake with %s failed: %s", self, addr or "a Unix peer", e)
+                    return
+            yield from self.handler(Stream(sock, limit=self.limit, peer=addr))
         except Cancelled:
             raise
         except (ConnectionError, OSError) as e:
@@ -197,17 +307,27 @@ class Server:
             if watched:
                 with self._watch_lock:
                     del self._watched[task]
-            sock.close()
+            if sock is None:
+                conn.close()
+            else:
+                sock.close()
             if self._slots is not None:
                 self._slots.release()
 
+    @types.coroutine
     def start(self):
-        """Start accepting (``serve_tcp`` does this)."""
-        yield from self.start_service(self._accept_loop, name=f"{self.name}-accept :{self.port}")
+        """Start accepting (``serve_tcp`` does this); a trap returning the server."""
+        where = f":{self.port}" if self.port is not None else str(self.address)
+        yield from self.start_service(self._accept_loop, name=f"{self.name}-accept {where}")
         if self.idle_timeout is not None:
-            yield from self.start_service(self._sweep_idle, name=f"{self.name}-idle :{self.port}")
+            yield from self.start_service(self._sweep_idle, name=f"{self.name}-idle {where}")
+        self._stop_hook = on_stop(self._graceful_stop)
         return self
 
+    def _graceful_stop(self):
+        yield from (self.graceful or self.shutdown)(self.stop_grace)
+
+    @types.coroutine
     def start_service(self, fn, *args, name=None):
         """Run ``fn(*args)`` as a task that lives as long as the listener: ``close`` cancels it.
 
@@ -223,51 +343,85 @@ class Server:
             return
         for task in self._services:
             task.cancel()
+        if self._stop_hook is not None:
+            self._stop_hook.remove()
         self.listener.close()
+        if self._path_id is not None and _file_id(self.address) == self._path_id:
+            os.unlink(self.address)
         self._closed.set()
 
+    @types.coroutine
     def serve_forever(self):
-        """Wait until the server is closed; cancelling this shuts it down at once."""
+        """Wait until the server is closed (and, if it is shutting down, until that is done).
+
+        Cancelling this shuts it down at once.
+        """
         try:
             yield from self._closed.wait()
+            if self._shutting_down:
+                yield from self._finished.wait()
         except Cancelled:
             yield from self.shutdown(0)
             raise
 
-    def shutdown(self, grace: float = 0.0):
-        """Stop accepting, give connections ``grace`` seconds to finish, then cancel them."""
+    @types.coroutine
+    def shutdown(self, grace: float = 0.0, *, drain=None):
+        """Stop accepting, give connections ``grace`` seconds to finish, then cancel them.
+
+        ``drain``, a generator function, is what the grace waits for instead of
+        every connection's end (rpc waits for the calls in flight to be answered).
+        """
+        self._shutting_down = True
         self.close()
         for task in self._services:
             yield from task.wait_done()
         if grace > 0:
-            done = yield from spawn(self.connections.join)
+            done = yield from spawn(drain or self.connections.join)
             try:
                 yield from timeout_after(grace, done.wait_done)
             except TimeoutError:
-                pass
+                done.cancel()
         self.connections.cancel()
         try:
             yield from self.connections.join()
         except Exception:  # noqa: BLE001 - handler errors were logged as they happened
             pass
+        finally:
+            self._finished.set()
 
 
-def serve_tcp(handler, host: str = "127.0.0.1", port: int = 0, *, dispatcher=None,
+def _file_id(path):
+    """(device, inode) of the Unix socket file ``path``, or None (abstract, or gone)."""
+    if not _in_filesystem(path):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+@types.coroutine
+def serve_tcp(handler, host: str = "127.0.0.1", port: int = 0, *, path: str | None = None, ssl=None,
+              ssl_handshake_timeout: float | None = HANDSHAKE_TIMEOUT, dispatcher=None,
               backlog: int = DEFAULT_BACKLOG, max_connections: int | None = None,
               reuse_port: bool = False, limit: int = DEFAULT_LIMIT, idle_timeout: float | None = None,
-              name: str = "tcp"):
-    """Listen on ``host:port`` and serve each connection with ``handler(stream)``.
+              stop_grace: float = STOP_GRACE, name: str = "tcp"):
+    """Listen on ``host:port`` (or the Unix socket ``path``) and serve each connection with ``handler(stream)``.
 
     Use as ``server = yield from serve_tcp(handle, "127.0.0.1", 0)``; the
     returned ``Server`` is already accepting (``server.port`` is the real
-    port). Handlers run on ``dispatcher`` (default: the caller's).
-    ``max_connections`` leaves further clients waiting in the backlog;
-    ``idle_timeout`` (seconds; default None: never) closes a connection that
-    has waited that long on its socket (see ``Server``). ``name`` names the
-    server and its tasks (the accept loop is "NAME-accept :PORT", each
-    connection "NAME:PORT").
+    port). ``handler`` is a generator function or an ``async def``; handlers
+    run on ``dispatcher`` (default: the caller's). ``max_connections`` leaves
+    further clients waiting in the backlog; ``idle_timeout`` (seconds;
+    default None: never) closes a connection that has waited that long on its
+    socket (see ``Server``). ``ssl`` (an ``ssl.SSLContext`` made for the
+    server side) serves TLS. ``stop_grace`` is how long a graceful stop lets
+    connections finish. ``name`` names the server and its tasks (the accept
+    loop is "NAME-accept :PORT", each connection "NAME:PORT").
     """
-    listener = listen(host, port, backlog=backlog, reuse_port=reuse_port)
+    listener = listen(host, port, path=path, backlog=backlog, reuse_port=reuse_port)
     server = Server(handler, listener, dispatcher=dispatcher, max_connections=max_connections, limit=limit,
+                    ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout, stop_grace=stop_grace,
                     idle_timeout=idle_timeout, name=name)
     return (yield from server.start())

@@ -14,16 +14,21 @@ from genloop.kernel import run
 
 #: Signals the parent passes on to its children, so stopping the parent stops them.
 FORWARDED = (signal.SIGINT, signal.SIGTERM)
+#: What a child exits with after a Ctrl-C stopped it (the shell's 128 + SIGINT).
+INTERRUPTED = 128 + signal.SIGINT
 
 
 def run_workers(main, *args, workers: int = 1, **run_kwargs):
     """Run ``kernel.run(main, *args, **run_kwargs)`` in ``workers`` processes.
 
     ``workers=1`` runs in this process and returns ``main``'s value. Otherwise
-    the parent forks, passes SIGINT and SIGTERM on to the children (which die
-    of them: a kernel has no signal handling to shut down gracefully), reaps
-    them all and returns their exit codes (negative: killed by that signal).
-    A child whose ``main`` raised exits with status 1 after printing it.
+    the parent forks, and on SIGINT or SIGTERM sends SIGTERM to every child:
+    each stops gracefully (``kernel.signals``: its servers stop accepting and
+    drain) and exits 0. SIGTERM, not SIGINT, because a Ctrl-C at a terminal
+    reaches the children directly too, and a second SIGINT would cut their
+    stop short. The parent reaps them all and returns their exit codes
+    (negative: killed by that signal; ``INTERRUPTED`` after a Ctrl-C). A child
+    whose ``main`` raised exits with status 1 after printing it.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -37,7 +42,7 @@ def run_workers(main, *args, workers: int = 1, **run_kwargs):
     def forward(signum, frame):
         for pid in children:
             try:
-                os.kill(pid, signum)
+                os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass  # already gone; reaped below
 
@@ -68,6 +73,10 @@ def _child(main, args, run_kwargs):
     code = 0
     try:
         run(main, *args, **run_kwargs)
+    except SystemExit as e:           # Terminated (a graceful stop) has code 0
+        code = e.code if isinstance(e.code, int) else 1
+    except KeyboardInterrupt:
+        code = INTERRUPTED
     except BaseException:  # noqa: BLE001 - reported here: the parent only sees a status
         traceback.print_exc()
         code = 1

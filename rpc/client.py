@@ -1,11 +1,13 @@
 """Clients: ``connect`` (coroutines) and ``BlockingClient`` (plain threads)."""
 import socket
 import threading
+import types
 from typing import Any
 
 from genloop.kernel import Dispatcher, Gen
 from genloop.net import open_connection
 from genloop.net.stream import READ_SIZE
+from genloop.net.tls import HANDSHAKE_TIMEOUT
 
 from .errors import ConnectionLost, RemoteError
 from .peer import Peer, Registry
@@ -21,16 +23,24 @@ class Client(Peer):
     """
 
 
-def connect(host: str, port: int, *, timeout: float | None = None, methods: Registry | None = None,
-            dispatcher: Dispatcher | None = None) -> Gen[Client]:
-    """Connect to a msgpack-rpc server; returns a started ``Client`` (a trap).
+@types.coroutine
+def connect(host: str | None = None, port: int | None = None, *, path: str | None = None,
+            timeout: float | None = None, methods: Registry | None = None, dispatcher: Dispatcher | None = None,
+            ssl: Any = None, server_hostname: str | None = None,
+            ssl_handshake_timeout: float | None = HANDSHAKE_TIMEOUT) -> Gen[Client]:
+    """Connect to a msgpack-rpc server at ``host:port`` (or the Unix socket ``path``); a trap.
 
-    Many coroutines may share it: each ``call`` is matched to its answer by
-    msgid, whatever order the answers come in. ``methods`` lets the server
-    call back into this client on the same connection.
+    Returns a started ``Client``. Many coroutines may share it: each ``call``
+    is matched to its answer by msgid, whatever order the answers come in.
+    ``methods`` lets the server call back into this client on the same
+    connection. ``ssl``, ``server_hostname`` and ``ssl_handshake_timeout``
+    are ``net.open_connection``'s; ``timeout`` bounds the connect.
     """
-    stream = yield from open_connection(host, port, timeout=timeout)
-    peer = Client(stream, methods, dispatcher=dispatcher, name=f"rpc-client:{host}:{port}")
+    stream = yield from open_connection(host, port, path=path, timeout=timeout, ssl=ssl,
+                                        server_hostname=server_hostname,
+                                        ssl_handshake_timeout=ssl_handshake_timeout)
+    where = path if path is not None else f"{host}:{port}"
+    peer = Client(stream, methods, dispatcher=dispatcher, name=f"rpc-client:{where}")
     return (yield from peer.start())
 
 

@@ -153,6 +153,7 @@ class Peer:
     def __repr__(self):
         return f"<Peer {self.name} {self.stream.peer}>"
 
+    @types.coroutine
     def start(self):
         """Start the reader and writer tasks (a trap)."""
         self._reader = yield from spawn(self._read_loop, name=f"{self.name}-reader")
@@ -349,6 +350,7 @@ class Peer:
                 self._respond(msgid, None, result)
         return None
 
+    @types.coroutine       # so that an async def method's coroutine can be awaited here
     def _serve(self, msgid, name, method, params):
         try:
             if self._lost is not None:
@@ -413,5 +415,22 @@ class Peer:
         """Close the connection; calls in flight fail with ``ConnectionLost``."""
         self._lose(ConnectionLost("the connection was closed"))
 
+    @types.coroutine
     def wait_closed(self):
+        """Wait until the connection is closed (a trap)."""
         yield from self.closed.wait()
+
+    @types.coroutine
+    def drain(self):
+        """Wait until no request is being served and every answer has gone out (a graceful stop).
+
+        Requests that arrive meanwhile are served too; the caller bounds the wait.
+        """
+        while True:
+            busy = self._handlers._any_child()
+            if busy is not None:
+                yield from busy.wait_done()
+            elif not self._drained.is_set():
+                yield from self._drained.wait()
+            else:
+                return

@@ -11,6 +11,7 @@ is back. ``ReconnectingClient`` serves coroutines (and callbacks);
 import logging
 import threading
 import time
+import types
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -72,6 +73,7 @@ class ReconnectingClient:
         state = "connected" if self.peer is not None else "disconnected"
         return f"<ReconnectingClient {self.host}:{self.port} {state}>"
 
+    @types.coroutine
     def start(self) -> Gen["ReconnectingClient"]:
         """Try to connect once, then keep the connection up in the background (a trap)."""
         yield from self._attempt()

@@ -1,9 +1,11 @@
 """The msgpack-rpc server: methods in a ``Registry``, one ``Peer`` per connection."""
+import types
 from collections.abc import Callable
 from typing import Any
 
 from genloop import net
-from genloop.kernel import Dispatcher, Gen
+from genloop.kernel import Dispatcher, Gen, gather
+from genloop.kernel.signals import STOP_GRACE
 
 from .peer import MAX_IN_FLIGHT, Peer, Registry
 
@@ -14,15 +16,17 @@ class Server:
     Requests on one connection run concurrently and their answers leave as
     they finish, out of order; a failing method becomes an error response and
     the server goes on. ``max_in_flight`` bounds the requests each
-    connection runs in tasks at once (see ``Peer``).
+    connection runs in tasks at once (see ``Peer``). At a graceful stop
+    (SIGTERM) it runs ``shutdown(stop_grace)``.
     """
 
     def __init__(self, *, dispatcher: Dispatcher | None = None, name: str = "rpc",
-                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
+                 max_in_flight: int = MAX_IN_FLIGHT, stop_grace: float = STOP_GRACE) -> None:
         self.methods = Registry()
         self.dispatcher = dispatcher
         self.max_in_flight = max_in_flight
         self.name = name
+        self.stop_grace = stop_grace
         self.tcp = None
         self.peers = set()
 
@@ -44,18 +48,30 @@ class Server:
             self.peers.discard(peer)
             peer.close()
 
+    @types.coroutine
     def start(self, host: str = "127.0.0.1", port: int = 0, **tcp_options: Any) -> Gen[net.Server]:
-        """Listen and start serving (a trap); returns the ``net.Server`` (``.port``)."""
+        """Listen and start serving (a trap); returns the ``net.Server`` (``.port``).
+
+        ``tcp_options`` are ``net.serve_tcp``'s: ``path=`` for a Unix socket,
+        ``ssl=`` for TLS, ``max_connections``, ``reuse_port``...
+        """
         self.tcp = yield from net.serve_tcp(self._connection, host, port, dispatcher=self.dispatcher,
-                                            name=self.name, **tcp_options)
+                                            name=self.name, stop_grace=self.stop_grace, **tcp_options)
+        self.tcp.graceful = self.shutdown        # a graceful stop drains the calls, not just the sockets
         return self.tcp
 
+    @types.coroutine
     def serve(self, host: str = "127.0.0.1", port: int = 0, **tcp_options: Any) -> Gen[None]:
-        """Start, then serve until cancelled."""
+        """Start, then serve until cancelled or stopped."""
         server = yield from self.start(host, port, **tcp_options)
         yield from server.serve_forever()
 
+    @types.coroutine
     def shutdown(self, grace: float = 0.0) -> Gen[None]:
-        """Stop accepting; let calls finish for ``grace`` seconds, then close every connection."""
+        """Stop accepting; let calls in flight finish and be answered for up to ``grace`` seconds,
+        then close every connection."""
         if self.tcp is not None:
-            yield from self.tcp.shutdown(grace)
+            yield from self.tcp.shutdown(grace, drain=self._drain)
+
+    def _drain(self):
+        yield from gather(*[peer.drain() for peer in list(self.peers)])

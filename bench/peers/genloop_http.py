@@ -1,6 +1,7 @@
 """genloop: the real ``net.serve_http`` with a hello app (http), or a ``serve_tcp``
 handler writing back what it reads (echo); connection tasks on Main or on
-Dispatchers.Default; ``--workers N`` forks N kernels sharing the port.
+Dispatchers.Default; ``--workers N`` forks N kernels sharing the port;
+``--tls`` serves HTTPS (``ssl=``, genloop's ``net.tls`` on ssl.MemoryBIO).
 
 The app is the coroutines demo's (``genloop.demos.coroutines.hello``): the
 bytes of the other peers' ``bench.peers.work.HELLO``; serve_http parses each
@@ -16,6 +17,7 @@ import socket
 import threading
 
 from bench.peers import cli
+from bench.peers.tls import server_context
 from bench.peers.work import BACKLOG
 from genloop.demos.coroutines import hello
 from genloop.kernel import Dispatchers
@@ -37,8 +39,9 @@ def echo(stream):
 def serve(args, ready_fd=None):
     dispatcher = DISPATCHERS[args.dispatcher]
     reuse_port = args.workers > 1
+    ssl = server_context() if args.tls else None
     if args.mode == "http":
-        server = yield from serve_http(hello, args.host, args.port, dispatcher=dispatcher,
+        server = yield from serve_http(hello, args.host, args.port, dispatcher=dispatcher, ssl=ssl,
                                        backlog=BACKLOG, reuse_port=reuse_port, idle_timeout=IDLE_TIMEOUT)
     else:
         server = yield from serve_tcp(echo, args.host, args.port, dispatcher=dispatcher,
@@ -64,6 +67,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("http", "echo"), default="http")
     parser.add_argument("--dispatcher", choices=sorted(DISPATCHERS), default="main")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--tls", action="store_true", help="serve HTTPS with a throw-away certificate")
     args = parser.parse_args()
     if args.workers == 1:
         run_workers(serve, args)

@@ -43,10 +43,14 @@ def choose(client: str, mode: str = "http") -> str:
 
 
 def command(client: str, port: int, concurrency: int, duration: int, mode: str = "http",
-            extra: Sequence[str] = ()) -> list[str]:
-    """The command line of ``client`` loading 127.0.0.1:``port``; ``extra`` are its own options."""
+            extra: Sequence[str] = (), scheme: str = "http") -> list[str]:
+    """The command line of ``client`` loading 127.0.0.1:``port``; ``extra`` are its own options.
+
+    ``scheme`` "https" is for wrk only (the load generator speaks plain TCP).
+    """
     if client == "wrk":
-        argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--latency", *extra, f"http://127.0.0.1:{port}/"]
+        argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--latency", *extra,
+                f"{scheme}://127.0.0.1:{port}/"]
     else:
         argv = [sys.executable, "-m", "genloop.demos.measure.loadgen", "--port", str(port), "--mode", mode,
                 "-c", str(concurrency), "-d", str(duration), "--json", *extra]

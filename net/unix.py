@@ -1,0 +1,25 @@
+"""Unix domain stream sockets: the ``path=`` form of ``serve_tcp`` and ``open_connection``.
+
+Every stream entry point takes ``path=`` instead of ``host``/``port``
+(``serve_http``, ``rpc.Server.start``, ``rpc.connect`` too); these two are
+the names asyncio users look for.
+"""
+import types
+
+from .tcp import open_connection, serve_tcp
+
+
+@types.coroutine
+def serve_unix(handler, path: str, **options):
+    """``serve_tcp(handler, path=path, **options)``: serve on the Unix socket ``path`` (a trap).
+
+    A stale socket file at ``path`` is replaced; the file is removed when the
+    server closes. ``path`` starting with a NUL byte is Linux's abstract namespace.
+    """
+    return (yield from serve_tcp(handler, path=path, **options))
+
+
+@types.coroutine
+def open_unix_connection(path: str, **options):
+    """``open_connection(path=path, **options)``: a ``Stream`` to the Unix socket ``path`` (a trap)."""
+    return (yield from open_connection(path=path, **options))
