@@ -39,7 +39,7 @@ import signal
 import threading
 import types
 
-from .core import current_kernel
+from .current import current_kernel
 from .dispatchers import Dispatchers
 from .errors import Cancelled
 from .sync import Event

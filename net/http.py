@@ -414,11 +414,11 @@ class HttpService:
         pending = conn.pending
         keep_alive = True
         for request in conn.ready:
-            keep = request.keep_alive and not self.closing
             try:
                 response = app(request)
                 if type(response) is GeneratorType or type(response) is CoroutineType:
                     response = yield from response
+                keep = request.keep_alive and not self.closing     # a stop may have begun meanwhile
                 if type(response.body) is bytes and response.status >= 200:
                     data, keep_alive = encode(response, request.method == "HEAD", keep, request.version)
                 else:
@@ -427,7 +427,7 @@ class HttpService:
                     pending = conn.pending          # a streamed body sends and counts for itself
             except Exception:
                 log.exception("app failed on %r; answering 500", request)
-                data, keep_alive = encode(_INTERNAL_ERROR, False, keep, "1.1")
+                data, keep_alive = encode(_INTERNAL_ERROR, False, request.keep_alive and not self.closing, "1.1")
             out.append(data)
             pending += len(data)
             if pending > high_water:
