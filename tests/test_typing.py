@@ -64,7 +64,7 @@ def main() -> Gen[None]:
     reveal_type((yield from keeper.call("add", 1, 2)))  # -> Any
     server = Server()
     reveal_type((yield from server.start()))  # -> genloop.net.tcp.Server
-    reveal_type(server.shutdown())  # -> typing.Generator[Any, Any, None]
+    reveal_type((yield from server.shutdown()))  # -> None
     reveal_type((yield from generate("127.0.0.1", 1, ["/"], 1, 0.1)))  # -> dict[Any, Any]
 
 
