@@ -45,10 +45,11 @@ from types import CoroutineType, GeneratorType
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from genloop.kernel import current_kernel, current_task, sleep
+from genloop.kernel.gentypes import Gen
 
 from .http_wire import Headers, Request, Response, connection_field, encode, error_response, head
 from .stream import READ_SIZE
-from .tcp import DEFAULT_BACKLOG, STOP_GRACE, serve_tcp
+from .tcp import DEFAULT_BACKLOG, STOP_GRACE, Server, serve_tcp
 from .tls import HANDSHAKE_TIMEOUT
 
 __all__ = ["serve_http", "HttpService", "Headers", "Request", "Response"]
@@ -559,7 +560,7 @@ def serve_http(app, host: str = "127.0.0.1", port: int = 0, *, path: str | None 
                backlog: int = DEFAULT_BACKLOG, max_connections: int | None = None,
                reuse_port: bool = False, max_head: int = MAX_HEAD, max_body: int | None = MAX_BODY,
                idle_timeout: float = IDLE_TIMEOUT, header_timeout: float = HEADER_TIMEOUT,
-               high_water: int = HIGH_WATER, stop_grace: float = STOP_GRACE):
+               high_water: int = HIGH_WATER, stop_grace: float = STOP_GRACE) -> Gen[Server]:
     """Serve ``app`` over HTTP/1.1 on ``host:port`` (or the Unix socket ``path``); a trap returning the ``Server``.
 
     ``server = yield from serve_http(app, "127.0.0.1", 0)``; the other

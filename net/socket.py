@@ -8,8 +8,10 @@ are built once per socket and reused. Every suspending method is a
 import errno
 import socket as _socket
 import types
+from typing import Any
 
 from genloop.kernel import current_kernel
+from genloop.kernel.gentypes import Gen
 from genloop.kernel.traps import IO, READ, WRITE
 
 
@@ -36,7 +38,7 @@ class Socket:
         return f"<Socket fd={self.sock.fileno()}>"
 
     @types.coroutine
-    def accept(self):
+    def accept(self) -> Gen[tuple[_socket.socket, Any]]:
         """Wait for a connection; returns ``(Socket, address)``."""
         while True:
             try:
@@ -47,7 +49,7 @@ class Socket:
                 return Socket(conn), addr
 
     @types.coroutine
-    def connect(self, address):
+    def connect(self, address: Any) -> Gen[None]:
         """Connect, waiting for the handshake without blocking the thread."""
         err = self.sock.connect_ex(address)
         if err in (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
@@ -57,7 +59,7 @@ class Socket:
             raise OSError(err, f"connect to {address}: {errno.errorcode.get(err, err)}")
 
     @types.coroutine
-    def recv(self, n: int):
+    def recv(self, n: int) -> Gen[bytes]:
         """Up to ``n`` bytes; ``b""`` at end of stream."""
         while True:
             try:
@@ -66,7 +68,7 @@ class Socket:
                 yield self._wait_read
 
     @types.coroutine
-    def recv_into(self, buffer, n: int = 0):
+    def recv_into(self, buffer: bytearray | memoryview, n: int = 0) -> Gen[int]:
         while True:
             try:
                 return self.sock.recv_into(buffer, n)
@@ -74,7 +76,7 @@ class Socket:
                 yield self._wait_read
 
     @types.coroutine
-    def send(self, data):
+    def send(self, data: bytes | bytearray | memoryview) -> Gen[int]:
         """Send some of ``data``; returns how many bytes went."""
         while True:
             try:
@@ -83,7 +85,7 @@ class Socket:
                 yield self._wait_write
 
     @types.coroutine
-    def sendall(self, data):
+    def sendall(self, data: bytes | bytearray | memoryview) -> Gen[None]:
         """Send all of ``data``, waiting whenever the kernel's buffer is full."""
         sock = self.sock
         try:
@@ -100,7 +102,7 @@ class Socket:
                 yield self._wait_write
 
     @types.coroutine
-    def recvfrom(self, n: int):
+    def recvfrom(self, n: int) -> Gen[tuple[bytes, Any]]:
         """One datagram of up to ``n`` bytes and its sender: ``(data, address)``."""
         while True:
             try:
@@ -109,7 +111,7 @@ class Socket:
                 yield self._wait_read
 
     @types.coroutine
-    def sendto(self, data, address):
+    def sendto(self, data: bytes | bytearray | memoryview, address: Any) -> Gen[int]:
         """Send one datagram to ``address``, waiting while the socket's buffer is full."""
         while True:
             try:

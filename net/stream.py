@@ -4,6 +4,8 @@ Every suspending method is a ``types.coroutine``: ``yield from`` or ``await`` it
 """
 import types
 
+from genloop.kernel.gentypes import Gen
+
 from .socket import Socket
 
 #: Largest line/frame a read may buffer before giving up (asyncio's default).
@@ -71,7 +73,7 @@ class Stream:
         return data
 
     @types.coroutine
-    def read(self, n: int = -1):
+    def read(self, n: int = -1) -> Gen[bytes]:
         """Up to ``n`` bytes (at least one unless at EOF, then ``b""``); ``n=-1``: until EOF."""
         if n < 0:
             while not self._eof:
@@ -84,7 +86,7 @@ class Stream:
         return self._take(min(n, len(self._buf)))
 
     @types.coroutine
-    def readexactly(self, n: int):
+    def readexactly(self, n: int) -> Gen[bytes]:
         """Exactly ``n`` bytes, or ``IncompleteRead`` carrying what arrived."""
         if n > self.limit:
             raise LimitOverrun(f"readexactly({n}) exceeds the {self.limit}-byte limit")
@@ -94,7 +96,7 @@ class Stream:
         return self._take(n)
 
     @types.coroutine
-    def readuntil(self, separator: bytes = b"\n"):
+    def readuntil(self, separator: bytes = b"\n") -> Gen[bytes]:
         """Bytes up to and including ``separator``; ``IncompleteRead`` at EOF first."""
         buf = self._buf
         start = 0
@@ -110,7 +112,7 @@ class Stream:
                 raise IncompleteRead(self._take(len(buf)), separator)
 
     @types.coroutine
-    def readline(self):
+    def readline(self) -> Gen[bytes]:
         """One line including ``\\n``; at EOF the partial last line (``b""`` when none)."""
         try:
             return (yield from self.readuntil(b"\n"))
@@ -118,7 +120,7 @@ class Stream:
             return e.partial
 
     @types.coroutine
-    def write_all(self, data):
+    def write_all(self, data: bytes | bytearray | memoryview) -> Gen[None]:
         """Send all of ``data`` (waits while the peer is slow to read)."""
         yield from self.socket.sendall(data)
 

@@ -25,6 +25,7 @@ from genloop.kernel import (
     timeout_after,
     with_context,
 )
+from genloop.kernel.gentypes import Gen
 from genloop.kernel.signals import STOP_GRACE, on_stop
 from genloop.kernel.task import WAITING
 from genloop.kernel.traps import IO
@@ -59,7 +60,7 @@ def _tune(sock: _socket.socket) -> None:
 def open_connection(host: str | None = None, port: int | None = None, *, path: str | None = None,
                     ssl=None, server_hostname: str | None = None,
                     ssl_handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
-                    timeout: float | None = None, limit: int = DEFAULT_LIMIT):
+                    timeout: float | None = None, limit: int = DEFAULT_LIMIT) -> Gen[Stream]:
     """Connect to ``host:port`` (or the Unix socket ``path``) and return a ``Stream``.
 
     A trap. ``timeout`` bounds the whole call (``Timeout``). A host name is
@@ -315,7 +316,7 @@ class Server:
                 self._slots.release()
 
     @types.coroutine
-    def start(self):
+    def start(self) -> Gen["Server"]:
         """Start accepting (``serve_tcp`` does this); a trap returning the server."""
         where = f":{self.port}" if self.port is not None else str(self.address)
         yield from self.start_service(self._accept_loop, name=f"{self.name}-accept {where}")
@@ -351,7 +352,7 @@ class Server:
         self._closed.set()
 
     @types.coroutine
-    def serve_forever(self):
+    def serve_forever(self) -> Gen[None]:
         """Wait until the server is closed (and, if it is shutting down, until that is done).
 
         Cancelling this shuts it down at once.
@@ -365,7 +366,7 @@ class Server:
             raise
 
     @types.coroutine
-    def shutdown(self, grace: float = 0.0, *, drain=None):
+    def shutdown(self, grace: float = 0.0, *, drain=None) -> Gen[None]:
         """Stop accepting, give connections ``grace`` seconds to finish, then cancel them.
 
         ``drain``, a generator function, is what the grace waits for instead of
@@ -406,7 +407,7 @@ def serve_tcp(handler, host: str = "127.0.0.1", port: int = 0, *, path: str | No
               ssl_handshake_timeout: float | None = HANDSHAKE_TIMEOUT, dispatcher=None,
               backlog: int = DEFAULT_BACKLOG, max_connections: int | None = None,
               reuse_port: bool = False, limit: int = DEFAULT_LIMIT, idle_timeout: float | None = None,
-              stop_grace: float = STOP_GRACE, name: str = "tcp"):
+              stop_grace: float = STOP_GRACE, name: str = "tcp") -> Gen[Server]:
     """Listen on ``host:port`` (or the Unix socket ``path``) and serve each connection with ``handler(stream)``.
 
     Use as ``server = yield from serve_tcp(handle, "127.0.0.1", 0)``; the

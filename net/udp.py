@@ -7,8 +7,10 @@ carries; nothing here hides that.
 """
 import socket as _socket
 import types
+from typing import Any
 
 from genloop.kernel import Dispatchers, with_context
+from genloop.kernel.gentypes import Gen
 
 from .socket import Socket
 from .tcp import _is_ip
@@ -35,22 +37,22 @@ class DatagramEndpoint:
         return f"<DatagramEndpoint {self.address[0]}:{self.port}>"
 
     @types.coroutine
-    def recvfrom(self, n: int = MAX_DATAGRAM):
+    def recvfrom(self, n: int = MAX_DATAGRAM) -> Gen[tuple[bytes, Any]]:
         """The next datagram (up to ``n`` bytes; the rest of a longer one is lost) and its sender."""
         return (yield from self.socket.recvfrom(n))
 
     @types.coroutine
-    def recv(self, n: int = MAX_DATAGRAM):
+    def recv(self, n: int = MAX_DATAGRAM) -> Gen[bytes]:
         """The next datagram's bytes (from ``remote`` when connected)."""
         return (yield from self.socket.recv(n))
 
     @types.coroutine
-    def sendto(self, data, address):
+    def sendto(self, data: bytes, address: Any) -> Gen[int]:
         """Send ``data`` as one datagram to ``address``."""
         return (yield from self.socket.sendto(data, address))
 
     @types.coroutine
-    def send(self, data):
+    def send(self, data: bytes) -> Gen[int]:
         """Send ``data`` as one datagram to ``remote``."""
         if self.remote is None:
             raise ValueError("this endpoint has no remote address: use sendto(data, address)")
@@ -66,7 +68,7 @@ class DatagramEndpoint:
 
 @types.coroutine
 def open_datagram(host: str = "127.0.0.1", port: int = 0, *, remote=None, reuse_port: bool = False,
-                  broadcast: bool = False):
+                  broadcast: bool = False) -> Gen["DatagramEndpoint"]:
     """A UDP endpoint bound to ``host:port`` (port 0 picks one); a trap.
 
     ``remote=(host, port)`` connects it, so ``send``/``recv`` talk to that

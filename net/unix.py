@@ -5,12 +5,16 @@ Every stream entry point takes ``path=`` instead of ``host``/``port``
 the names asyncio users look for.
 """
 import types
+from typing import Any
 
-from .tcp import open_connection, serve_tcp
+from genloop.kernel.gentypes import Gen
+
+from .stream import Stream
+from .tcp import Server, open_connection, serve_tcp
 
 
 @types.coroutine
-def serve_unix(handler, path: str, **options):
+def serve_unix(handler: Any, path: str, **options: Any) -> Gen[Server]:
     """``serve_tcp(handler, path=path, **options)``: serve on the Unix socket ``path`` (a trap).
 
     A stale socket file at ``path`` is replaced; the file is removed when the
@@ -20,6 +24,6 @@ def serve_unix(handler, path: str, **options):
 
 
 @types.coroutine
-def open_unix_connection(path: str, **options):
+def open_unix_connection(path: str, **options: Any) -> Gen[Stream]:
     """``open_connection(path=path, **options)``: a ``Stream`` to the Unix socket ``path`` (a trap)."""
     return (yield from open_connection(path=path, **options))

@@ -28,6 +28,7 @@ from genloop import Dispatchers, Event, Future, Gen, Queue, TaskGroup, gather, s
 from genloop.demos.measure.children import running
 from genloop.demos.measure.loadgen import generate
 from genloop.demos.measure.machine import machine
+from genloop.net import open_connection, serve_http, serve_unix
 from genloop.rpc import Backoff, BlockingClient, ReconnectingClient, Server, connect
 
 
@@ -56,6 +57,11 @@ def main() -> Gen[None]:
     group = TaskGroup()
     reveal_type((yield from group.spawn(answer)))  # -> genloop.kernel.task.Task[int]
     reveal_type((yield from gather(answer(), answer())))  # -> list[Any]
+    stream = yield from open_connection("127.0.0.1", 1)
+    reveal_type(stream)  # -> genloop.net.stream.Stream
+    reveal_type((yield from stream.readline()))  # -> bytes
+    reveal_type((yield from serve_http(None, "127.0.0.1", 0)))  # -> genloop.net.tcp.Server
+    reveal_type((yield from serve_unix(None, "/nowhere")))  # -> genloop.net.tcp.Server
     wrong: str = yield from answer()  # error: Incompatible types in assignment
     client = yield from connect("127.0.0.1", 1)
     reveal_type(client)  # -> genloop.rpc.client.Client
