@@ -12,6 +12,10 @@ is the back-pressure the app's thread waits on.
 Timeouts cost no timer per request (as in ``net.http``): a waiting connection
 copies a coarse deadline and one sweeper per server cancels the connections
 past theirs, every ``sweep_every`` seconds.
+
+Listening, TLS and Unix sockets are ``net.tcp``'s: the ``Server`` runs the
+TLS handshake (``ssl=``) and hands over a ``Stream`` whose socket speaks
+TLS, so the loop below reads and sends the same way over either.
 """
 import logging
 import os
@@ -21,6 +25,7 @@ import threading
 from httptools import HttpParserError, HttpParserUpgrade
 
 from genloop.kernel import Cancelled, Dispatchers, current_kernel, current_task, sleep, spawn
+from genloop.kernel.signals import STOP_GRACE
 from genloop.net.http import HEADER_TIMEOUT, LINGER_TIMEOUT, MAX_HEAD, READ_SIZE
 from genloop.net.socket import Socket
 from genloop.net.tcp import DEFAULT_BACKLOG, Server, listen
@@ -29,7 +34,6 @@ from .accesslog import AccessLog
 from .environ import base_environ, build_environ
 from .request import BODY, HEAD, MAX_BODY, Reject, RequestReader
 from .response import FileWrapper, Outbox, run_app
-from .transport import Plain, Tls, UnixServer
 
 log = logging.getLogger("genloop.net.wsgi")
 
@@ -63,21 +67,18 @@ class WsgiService:
     """A WSGI app, its pool, limits and live connections; ``handle`` is the ``Server``'s handler.
 
     ``pool`` is the dispatcher the app runs on (each request's call, its
-    iteration and its ``close()`` on one of its threads). ``tls`` is an
-    ``ssl.SSLContext`` or None. Once ``closing`` (the server was closed),
+    iteration and its ``close()`` on one of its threads). Once ``closing`` (the server was closed),
     responses say ``Connection: close`` and connections between requests
     are cancelled.
     """
 
-    def __init__(self, app, pool, clock, *, base: dict, tls=None, unix=False, access_log=None,
+    def __init__(self, app, pool, clock, *, base: dict, access_log=None,
                  max_head=MAX_HEAD, max_body=MAX_BODY, keep_alive=KEEP_ALIVE, header_timeout=HEADER_TIMEOUT,
                  app_timeout=APP_TIMEOUT, io_timeout=IO_TIMEOUT):
         self.app = app
         self.pool = pool
         self.clock = clock
         self.base = base
-        self.tls = tls
-        self.unix = unix
         self.access_log = access_log
         self.max_head = max_head
         self.max_body = max_body
@@ -128,11 +129,11 @@ class WsgiService:
         conn = RequestReader(self.max_head, self.max_body)
         conn.task = yield from current_task()
         sock = stream.socket
-        transport = Tls(sock.sock, self.tls) if self.tls is not None else Plain(sock.sock)
         with self._lock:
             self._live.add(conn)
         try:
-            yield from self._serve(sock, transport, conn, None if self.unix else stream.peer)
+            # A Unix peer's address is "" (falsy): REMOTE_ADDR is then empty.
+            yield from self._serve(sock, conn, stream.peer)
         finally:
             with self._lock:
                 self._live.discard(conn)
@@ -140,13 +141,12 @@ class WsgiService:
             if conn.outbox is not None:
                 conn.outbox.abandon()
 
-    def _serve(self, socket, transport, conn, peer):
+    def _serve(self, socket, conn, peer):
         """The read loop: parse, answer every request a read completed, in order."""
-        recv = transport.recv
+        recv = socket.sock.recv
         wait_read = socket._wait_read
         feed = conn.parser.feed_data
         ready = conn.ready
-        drains = transport.drains
         drained = False
         while True:
             if drained:
@@ -167,7 +167,7 @@ class WsgiService:
                 continue
             if not data:
                 return
-            drained = drains and len(data) < READ_SIZE
+            drained = len(data) < READ_SIZE          # TLS too: a short read found the socket empty
             error = None
             try:
                 feed(data)
@@ -186,20 +186,20 @@ class WsgiService:
             if ready:
                 conn.busy = True
                 while ready and keep_alive:
-                    keep_alive = yield from self._respond(socket, transport, conn, ready.pop(0), peer)
+                    keep_alive = yield from self._respond(socket, conn, ready.pop(0), peer)
                 conn.busy = False
             if error is not None and keep_alive:    # after a close, the rest is just dropped
                 if error:
-                    yield from self._send(socket, transport, conn, _error(error))
+                    yield from self._send(socket, conn, _error(error))
                     yield from self._linger(socket, conn)
                 return
             if not keep_alive:
                 return
             if conn.pending_continue:
                 conn.pending_continue = False
-                yield from self._send(socket, transport, conn, _CONTINUE)
+                yield from self._send(socket, conn, _CONTINUE)
 
-    def _respond(self, socket, transport, conn, request, peer):
+    def _respond(self, socket, conn, request, peer):
         """Run the app for ``request`` and send its response; returns whether the connection goes on."""
         method, target, headers, version, keep_alive, body, body_size = request
         outbox = conn.outbox
@@ -209,8 +209,10 @@ class WsgiService:
             self._jobs += 1
         code, sent = 500, 0
         try:
+            # sendfile only on a plain socket: TLS must encrypt each byte itself.
+            sendfile = type(socket.sock) is _socket.socket
             yield from spawn(self._job, method, target, headers, version, body, body_size, peer, outbox,
-                             transport.sendfile, dispatcher=self.pool, name="wsgi-app")
+                             sendfile, dispatcher=self.pool, name="wsgi-app")
             if self.app_timeout:
                 conn.deadline = self.now + self.app_timeout
             try:
@@ -221,8 +223,7 @@ class WsgiService:
                     log.error("%s %s: no response within %s s; answering 503", method, target.decode("latin-1"),
                               self.app_timeout)
                     try:
-                        transport.send(_error(503))
-                        transport.flush()
+                        socket.sock.send(_error(503))
                     except OSError:
                         pass
                 raise
@@ -231,10 +232,10 @@ class WsgiService:
             if part is None:                        # the app failed before its head
                 code = 500
                 data = _error(500, keep)
-                yield from self._send(socket, transport, conn, data)
+                yield from self._send(socket, conn, data)
                 return keep
             code, head, length, closes, chunks, done = part
-            keep, sent = yield from self._send_response(socket, transport, conn, outbox, version, keep and not closes,
+            keep, sent = yield from self._send_response(socket, conn, outbox, version, keep and not closes,
                                                         method == "HEAD", code, head, length, chunks, done)
             return keep
         finally:
@@ -253,7 +254,7 @@ class WsgiService:
         return
         yield  # pragma: no cover - a generator function, so spawn runs it on the pool
 
-    def _send_response(self, socket, transport, conn, outbox, version, keep, head_only, code, head, length,
+    def _send_response(self, socket, conn, outbox, version, keep, head_only, code, head, length,
                        chunks, done):
         """Frame and send the response whose head part came; returns ``(keep_alive, body bytes sent)``."""
         bodyless = code < 200 or code == 204 or code == 304
@@ -283,7 +284,7 @@ class WsgiService:
         out = [head, framing, b"\r\n"]
         try:
             if wrapper is not None:
-                yield from self._send(socket, transport, conn, b"".join(out))
+                yield from self._send(socket, conn, b"".join(out))
                 if send_body:
                     sent = yield from self._sendfile(socket, conn, wrapper.plan[0], wrapper.plan[1], count)
                     keep = keep and sent == count
@@ -306,7 +307,7 @@ class WsgiService:
                 if done and chunked and send_body:
                     out.append(_CHUNK_END)
                 if out:
-                    yield from self._send(socket, transport, conn, out[0] if len(out) == 1 else b"".join(out))
+                    yield from self._send(socket, conn, out[0] if len(out) == 1 else b"".join(out))
                     out.clear()
                 if size:
                     outbox.sent(size)
@@ -323,9 +324,12 @@ class WsgiService:
             if wrapper is not None and hasattr(wrapper, "close"):
                 wrapper.close()
 
-    def _send(self, socket, transport, conn, data):
-        """Send all of ``data``, waiting while the client does not read (up to ``io_timeout``)."""
-        send = transport.send
+    def _send(self, socket, conn, data):
+        """Send all of ``data``, waiting while the client does not read (up to ``io_timeout``).
+
+        A TLS send that raises ``BlockingIOError`` is retried with the same bytes, as it must be.
+        """
+        send = socket.sock.send
         try:
             n = send(data)
         except BlockingIOError:
@@ -337,8 +341,6 @@ class WsgiService:
                     view = view[send(view):]
                 except BlockingIOError:
                     yield from self._wait_writable(socket, conn)
-        while not transport.flush():
-            yield from self._wait_writable(socket, conn)
 
     def _wait_writable(self, socket, conn):
         conn.deadline = self.now + self.io_timeout
@@ -381,44 +383,42 @@ class WsgiService:
 def _listener_name(sock) -> tuple:
     """``(SERVER_NAME, SERVER_PORT)`` of a listening socket."""
     addr = sock.getsockname()
-    if isinstance(addr, str):
+    if not isinstance(addr, tuple):             # a Unix socket: a path (bytes if abstract)
         return "localhost", "80"
     return addr[0], str(addr[1])
 
 
-def serve_wsgi(app, host: str = "127.0.0.1", port: int = 0, *, threads: int | None = None, pool=None,
-               sock=None, ssl=None, reuse_port: bool = False, backlog: int = DEFAULT_BACKLOG,
-               access_log=None, script_name: str = "", multiprocess: bool = False, **limits):
-    """Serve the WSGI ``app`` on ``host:port``; a trap returning the listening ``Server``.
+def serve_wsgi(app, host: str = "127.0.0.1", port: int = 0, *, path: str | None = None, threads: int | None = None,
+               pool=None, sock=None, ssl=None, reuse_port: bool = False, backlog: int = DEFAULT_BACKLOG,
+               stop_grace: float = STOP_GRACE, access_log=None, script_name: str = "", multiprocess: bool = False,
+               **limits):
+    """Serve the WSGI ``app`` on ``host:port`` (or the Unix socket ``path``); a trap returning the listening ``Server``.
 
     ``server = yield from serve_wsgi(app, "127.0.0.1", 0, threads=8)``. The app
     runs on ``pool`` (a dispatcher) or, by default, on ``Dispatchers.IO.limited(threads)``
     (``threads`` defaults to ``DEFAULT_THREADS``). ``sock`` is an already listening socket
-    (TCP or Unix) to serve instead of binding ``host:port``; ``ssl`` an
-    ``ssl.SSLContext`` for HTTPS; ``access_log`` a text stream for the
+    (TCP or Unix, bound before a fork, say) to serve instead of binding; ``ssl`` an
+    ``ssl.SSLContext`` for HTTPS (``serve_tcp``'s, its handshake bounded by
+    ``header_timeout``); ``stop_grace`` how long a graceful stop (SIGTERM) lets
+    requests in flight finish; ``access_log`` a text stream for the
     combined log; ``limits`` are ``WsgiService``'s (``keep_alive``,
     ``app_timeout``, ``io_timeout``, ``header_timeout``, ``max_head``, ``max_body``).
     """
     if pool is None:
         pool = Dispatchers.IO.limited(threads or DEFAULT_THREADS)
     if sock is None:
-        listener = listen(host, port, backlog=backlog, reuse_port=reuse_port)
+        listener = listen(host, port, path=path, backlog=backlog, reuse_port=reuse_port)
     else:
         listener = Socket(sock)
-    unix = listener.sock.family == getattr(_socket, "AF_UNIX", None)
     server_name, server_port = _listener_name(listener.sock)
     base = base_environ(scheme="https" if ssl is not None else "http", server_name=server_name,
                         server_port=server_port, script_name=script_name, multiprocess=multiprocess,
                         file_wrapper=FileWrapper)
-    service = WsgiService(app, pool, current_kernel().clock.now, base=base, tls=ssl, unix=unix,
+    service = WsgiService(app, pool, current_kernel().clock.now, base=base,
                           access_log=AccessLog(access_log) if access_log is not None else None, **limits)
-    if unix:
-        server = UnixServer(service.handle, listener, listener.sock.getsockname())
-    else:
-        server = Server(service.handle, listener)
-    server.name = "wsgi"
+    server = Server(service.handle, listener, ssl=ssl, ssl_handshake_timeout=service.header_timeout,
+                    stop_grace=stop_grace, name="wsgi")
     server.service = service
     yield from server.start()
     yield from server.start_service(service.sweep, name="wsgi-sweeper")
     return server
-
