@@ -263,6 +263,10 @@ class HttpService:
     early (while the sweeper keeps its pace) and at most two sweeps late. Once ``closing`` (the server
     was closed), responses say ``Connection: close`` and connections idle
     between requests are cancelled.
+
+    A subclass may answer otherwise: it replaces ``_answer`` (``net.wsgi``
+    runs each request on a thread pool), and may give a stalled body its own
+    ``body_deadline`` (``idle_deadline`` here) by extending ``_advance``.
     """
 
     def __init__(self, app, clock, *, max_head=MAX_HEAD, max_body=MAX_BODY,
@@ -283,6 +287,7 @@ class HttpService:
     def _advance(self, now):
         self.idle_deadline = now + self.idle_timeout + self.sweep_every
         self.head_deadline = now + self.header_timeout + self.sweep_every
+        self.body_deadline = self.idle_deadline
 
     def _select(self, pick):
         with self._lock:
@@ -336,7 +341,7 @@ class HttpService:
                         conn.head_deadline = self.head_deadline
                     conn.deadline = conn.head_deadline
                 else:
-                    conn.deadline = self.idle_deadline
+                    conn.deadline = self.body_deadline if conn.in_message else self.idle_deadline
                 yield wait_read
                 conn.deadline = _INF
             try:

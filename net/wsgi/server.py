@@ -1,5 +1,12 @@
 """The connection side of the WSGI server: one coroutine per connection on the kernel.
 
+It stands on ``net``: ``net.tcp``'s ``Server`` listens (TCP or a Unix
+socket), runs the TLS handshake (``ssl=``) and hands over a ``Stream`` whose
+socket speaks TLS, so the loop here reads and sends one way over either;
+``net.http``'s ``HttpService`` is the base of ``WsgiService``, giving it the
+parser step, the head's limits and checks, the coarse deadlines and the
+lingering close.
+
 A connection reads and parses on Main (``request.RequestReader``), reads the
 whole body (in memory up to ``SPOOL_SIZE``, then in a temporary file, as nginx
 and waitress do), and only then hands the request to the app's pool: so a slow
@@ -12,27 +19,21 @@ is the back-pressure the app's thread waits on.
 Timeouts cost no timer per request (as in ``net.http``): a waiting connection
 copies a coarse deadline and one sweeper per server cancels the connections
 past theirs, every ``sweep_every`` seconds.
-
-Listening, TLS and Unix sockets are ``net.tcp``'s: the ``Server`` runs the
-TLS handshake (``ssl=``) and hands over a ``Stream`` whose socket speaks
-TLS, so the loop below reads and sends the same way over either.
 """
 import logging
 import os
 import socket as _socket
-import threading
-
-from httptools import HttpParserError, HttpParserUpgrade
 
 from genloop.kernel import Cancelled, Dispatchers, current_kernel, current_task, sleep, spawn
 from genloop.kernel.signals import STOP_GRACE
-from genloop.net.http import HEADER_TIMEOUT, LINGER_TIMEOUT, MAX_HEAD, READ_SIZE
+from genloop.net.http import HEADER_TIMEOUT, MAX_HEAD, MAX_SWEEP, HttpService, Response
+from genloop.net.http_wire import encode, error_response
 from genloop.net.socket import Socket
 from genloop.net.tcp import DEFAULT_BACKLOG, Server, listen
 
 from .accesslog import AccessLog
 from .environ import base_environ, build_environ
-from .request import BODY, HEAD, MAX_BODY, Reject, RequestReader
+from .request import MAX_BODY, RequestReader
 from .response import FileWrapper, Outbox, run_app
 
 log = logging.getLogger("genloop.net.wsgi")
@@ -46,62 +47,59 @@ APP_TIMEOUT = 30.0
 IO_TIMEOUT = 30.0
 #: Threads of the app's pool when neither ``threads`` nor ``pool`` is given (waitress's default).
 DEFAULT_THREADS = 4
-#: Longest pause between two sweeps for expired deadlines.
-MAX_SWEEP = 1.0
 
 _INF = float("inf")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CHUNK_END = b"0\r\n\r\n"
-_ERRORS = {
-    400: b"Bad Request", 413: b"Content Too Large", 431: b"Request Header Fields Too Large",
-    500: b"Internal Server Error", 503: b"Service Unavailable",
-}
+_TEXT = (("Content-Type", "text/plain"),)
+
 
 def _error(status: int, keep_alive: bool = False) -> bytes:
-    reason = _ERRORS[status]
-    return b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n%s" % (
-        status, reason, len(reason), b"" if keep_alive else b"Connection: close\r\n", reason)
+    """A 500 or 503 the app did not write, with its reason as a text body."""
+    return encode(Response(status, _REASONS[status], _TEXT), False, keep_alive, "1.1")[0]
 
 
-class WsgiService:
+_REASONS = {500: b"Internal Server Error", 503: b"Service Unavailable"}
+
+
+class WsgiService(HttpService):
     """A WSGI app, its pool, limits and live connections; ``handle`` is the ``Server``'s handler.
 
-    ``pool`` is the dispatcher the app runs on (each request's call, its
-    iteration and its ``close()`` on one of its threads). Once ``closing`` (the server was closed),
-    responses say ``Connection: close`` and connections between requests
-    are cancelled.
+    An ``HttpService`` (its parser step ``_parse``, head limits, deadlines,
+    ``_linger``) with its own read loop: an answer here is a job on ``pool``
+    (each request's call, its iteration and its ``close()`` on one of its
+    threads) whose response comes through an ``Outbox``, and a stalled body
+    or a client that does not read gets ``io_timeout``, not the keep-alive
+    timeout. Once ``closing`` (the server was closed), responses say
+    ``Connection: close`` and connections between requests are cancelled.
     """
 
     def __init__(self, app, pool, clock, *, base: dict, access_log=None,
                  max_head=MAX_HEAD, max_body=MAX_BODY, keep_alive=KEEP_ALIVE, header_timeout=HEADER_TIMEOUT,
                  app_timeout=APP_TIMEOUT, io_timeout=IO_TIMEOUT):
-        self.app = app
         self.pool = pool
-        self.clock = clock
         self.base = base
         self.access_log = access_log
-        self.max_head = max_head
-        self.max_body = max_body
         self.keep_alive = keep_alive
-        self.header_timeout = header_timeout
         self.app_timeout = app_timeout
         self.io_timeout = io_timeout
-        self.sweep_every = min(MAX_SWEEP, *(t / 4 for t in (keep_alive, header_timeout, app_timeout, io_timeout) if t > 0))
-        self.closing = False
-        self._live = set()
-        self._lock = threading.Lock()
         self._jobs = 0
+        super().__init__(app, clock, max_head=max_head, max_body=max_body, idle_timeout=keep_alive,
+                         header_timeout=header_timeout)
+        self.sweep_every = min(MAX_SWEEP, *(t / 4 for t in (keep_alive, header_timeout, app_timeout, io_timeout) if t > 0))
         self._advance(clock())
 
     def _advance(self, now):
+        super()._advance(now)
         self.now = now + self.sweep_every       # deadlines one sweep late: never cut early
+        self.body_deadline = self.now + self.io_timeout
 
     @property
     def jobs(self) -> int:
         """Requests whose app call is still running on the pool."""
         return self._jobs
 
-    def _select(self, pick):
+    def _connections(self, pick):
         with self._lock:
             return [c for c in self._live if pick(c)]
 
@@ -112,28 +110,27 @@ class WsgiService:
                 yield from sleep(self.sweep_every)
                 now = self.clock()
                 self._advance(now)
-                for conn in self._select(lambda c: c.deadline < now):
+                for conn in self._connections(lambda c: c.deadline < now):
                     conn.timed_out = True
                     conn.task.cancel()
                 if self.access_log is not None:
                     self.access_log.flush()
         finally:
             self.closing = True
-            for conn in self._select(lambda c: not c.busy and c.state != BODY):
+            # Idle ones and half-sent heads; a body being read, or an answer, may finish.
+            for conn in self._connections(lambda c: not c.busy and (c.in_head or not c.in_message)):
                 conn.task.cancel()
             if self.access_log is not None:
                 self.access_log.flush()
 
     def handle(self, stream):
         """Serve one connection until it closes, errs or times out."""
-        conn = RequestReader(self.max_head, self.max_body)
+        conn = RequestReader(self.max_head, self.max_body, stream)
         conn.task = yield from current_task()
-        sock = stream.socket
         with self._lock:
             self._live.add(conn)
         try:
-            # A Unix peer's address is "" (falsy): REMOTE_ADDR is then empty.
-            yield from self._serve(sock, conn, stream.peer)
+            yield from self._serve(stream.socket, conn)
         finally:
             with self._lock:
                 self._live.discard(conn)
@@ -141,67 +138,33 @@ class WsgiService:
             if conn.outbox is not None:
                 conn.outbox.abandon()
 
-    def _serve(self, socket, conn, peer):
-        """The read loop: parse, answer every request a read completed, in order."""
-        recv = socket.sock.recv
-        wait_read = socket._wait_read
-        feed = conn.parser.feed_data
+    def _answer(self, socket, conn):
+        """Answer the parsed requests in order, then a parse error or ``100 Continue``; False once the connection ends.
+
+        ``HttpService``'s read loop calls it after each parsed slice; what is
+        sent goes out here, so the loop finds nothing queued in ``conn.out``.
+        """
+        peer = conn.stream.peer                 # a Unix peer's is "" (falsy): REMOTE_ADDR is then empty
         ready = conn.ready
-        drained = False
-        while True:
-            if drained:
-                if conn.state == HEAD:
-                    if not conn.head_deadline:
-                        conn.head_deadline = self.now + self.header_timeout
-                    conn.deadline = conn.head_deadline
-                elif conn.state == BODY:
-                    conn.deadline = self.now + self.io_timeout
-                else:
-                    conn.deadline = self.now + self.keep_alive
-                yield wait_read
-                conn.deadline = _INF
-            try:
-                data = recv(READ_SIZE)
-            except BlockingIOError:
-                drained = True
-                continue
-            if not data:
-                return
-            drained = len(data) < READ_SIZE          # TLS too: a short read found the socket empty
-            error = None
-            try:
-                feed(data)
-            except HttpParserUpgrade:
-                error = 0                          # answer what came before, then close
-            except HttpParserError as e:
-                reject = e.__context__
-                error = reject.status if isinstance(reject, Reject) else 400
-            if conn.state == HEAD and not ready and error is None:
-                # httptools buffers an unfinished field out of the callbacks'
-                # sight: bound it by the reads that held nothing but this head.
-                conn.head_read += len(data)
-                if conn.head_read > self.max_head:
-                    error = 431
-            keep_alive = True
-            if ready:
-                conn.busy = True
-                while ready and keep_alive:
-                    keep_alive = yield from self._respond(socket, conn, ready.pop(0), peer)
-                conn.busy = False
-            if error is not None and keep_alive:    # after a close, the rest is just dropped
-                if error:
-                    yield from self._send(socket, conn, _error(error))
-                    yield from self._linger(socket, conn)
-                return
-            if not keep_alive:
-                return
-            if conn.pending_continue:
-                conn.pending_continue = False
-                yield from self._send(socket, conn, _CONTINUE)
+        keep_alive = True
+        conn.busy = True
+        try:
+            while ready and keep_alive:
+                keep_alive = yield from self._respond(socket, conn, ready.pop(0), peer)
+        finally:
+            conn.busy = False
+        if conn.error is not None:
+            if keep_alive:                          # after a close, the bad bytes are just dropped
+                yield from self._send(socket, conn, error_response(conn.error))
+            return False
+        if keep_alive and conn.pending_continue:
+            conn.pending_continue = False
+            yield from self._send(socket, conn, _CONTINUE)
+        return keep_alive
 
     def _respond(self, socket, conn, request, peer):
         """Run the app for ``request`` and send its response; returns whether the connection goes on."""
-        method, target, headers, version, keep_alive, body, body_size = request
+        method, target, version = request.method, request.target, request.version
         outbox = conn.outbox
         if outbox is None:
             outbox = conn.outbox = Outbox()
@@ -211,8 +174,7 @@ class WsgiService:
         try:
             # sendfile only on a plain socket: TLS must encrypt each byte itself.
             sendfile = type(socket.sock) is _socket.socket
-            yield from spawn(self._job, method, target, headers, version, body, body_size, peer, outbox,
-                             sendfile, dispatcher=self.pool, name="wsgi-app")
+            yield from spawn(self._job, request, peer, outbox, sendfile, dispatcher=self.pool, name="wsgi-app")
             if self.app_timeout:
                 conn.deadline = self.now + self.app_timeout
             try:
@@ -228,7 +190,7 @@ class WsgiService:
                         pass
                 raise
             conn.deadline = _INF
-            keep = keep_alive and not self.closing
+            keep = request.keep_alive and not self.closing
             if part is None:                        # the app failed before its head
                 code = 500
                 data = _error(500, keep)
@@ -239,14 +201,14 @@ class WsgiService:
                                                         method == "HEAD", code, head, length, chunks, done)
             return keep
         finally:
-            body.close()
+            request.body.close()
             if self.access_log is not None:
-                self.access_log.log(peer, method, target, version, code, sent, headers)
+                self.access_log.log(peer, method, target, version, code, sent, request.headers)
 
-    def _job(self, method, target, headers, version, body, body_size, peer, outbox, sendfile):
+    def _job(self, request, peer, outbox, sendfile):
         """On a pool thread: build the environ, run the app; never raises."""
         try:
-            environ = build_environ(self.base, method, target, version, headers, body, body_size, peer)
+            environ = build_environ(self.base, request, peer)
             run_app(self.app, environ, outbox, sendfile)
         finally:
             with self._lock:
@@ -361,23 +323,6 @@ class WsgiService:
                 break
             sent += n
         return sent
-
-    def _linger(self, socket, conn):
-        """Half-close, then drop what the client still sends until it closes too (lingering close)."""
-        sock = socket.sock
-        try:
-            sock.shutdown(_socket.SHUT_WR)
-        except OSError:
-            return
-        conn.deadline = self.clock() + LINGER_TIMEOUT
-        while True:
-            try:
-                if not sock.recv(READ_SIZE):
-                    return
-            except BlockingIOError:
-                yield socket._wait_read
-            except OSError:
-                return
 
 
 def _listener_name(sock) -> tuple:
