@@ -54,23 +54,23 @@ _CHUNK_END = b"0\r\n\r\n"
 _TEXT = (("Content-Type", "text/plain"),)
 
 
+_REASONS = {500: b"Internal Server Error", 503: b"Service Unavailable"}
+
+
 def _error(status: int, keep_alive: bool = False) -> bytes:
     """A 500 or 503 the app did not write, with its reason as a text body."""
     return encode(Response(status, _REASONS[status], _TEXT), False, keep_alive, "1.1")[0]
 
 
-_REASONS = {500: b"Internal Server Error", 503: b"Service Unavailable"}
-
-
 class WsgiService(HttpService):
     """A WSGI app, its pool, limits and live connections; ``handle`` is the ``Server``'s handler.
 
-    An ``HttpService`` (its parser step ``_parse``, head limits, deadlines,
-    ``_linger``) with its own read loop: an answer here is a job on ``pool``
-    (each request's call, its iteration and its ``close()`` on one of its
-    threads) whose response comes through an ``Outbox``, and a stalled body
-    or a client that does not read gets ``io_timeout``, not the keep-alive
-    timeout. Once ``closing`` (the server was closed), responses say
+    An ``HttpService`` (its read loop, parser step, head limits, deadlines
+    and lingering close) whose ``_answer`` is its own: an answer here is a job
+    on ``pool`` (each request's call, its iteration and its ``close()`` on one
+    of its threads) whose response comes through an ``Outbox``, and a stalled
+    body (``body_deadline``) or a client that does not read gets
+    ``io_timeout``, not the keep-alive timeout. Once ``closing`` (the server was closed), responses say
     ``Connection: close`` and connections between requests are cancelled.
     """
 
@@ -80,7 +80,6 @@ class WsgiService(HttpService):
         self.pool = pool
         self.base = base
         self.access_log = access_log
-        self.keep_alive = keep_alive
         self.app_timeout = app_timeout
         self.io_timeout = io_timeout
         self._jobs = 0
