@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from genloop.net.wsgi import request, response, server
-from tests.serve.serveutil import DEADLINE, HOST, connect, exchange, recv_until_eof, served
+from tests.serve.serveutil import DEADLINE, HOST, blob_and_sendfile_calls, connect, exchange, recv_until_eof, served
 
 
 def echo_environ(environ, start_response):
@@ -239,12 +239,7 @@ def test_a_client_that_does_not_read_pauses_the_app(monkeypatch):
 @pytest.mark.parametrize("validate", [False, True])
 def test_file_wrapper_is_sent_with_sendfile_unless_wrapped(tmp_path, monkeypatch, validate):
     """The validator wraps the iterable, which hides the file: then it is read in blocks on the app's thread."""
-    path = tmp_path / "blob"
-    data = os.urandom(3 * 1024 * 1024 + 17)
-    path.write_bytes(data)
-    calls = []
-    real = os.sendfile
-    monkeypatch.setattr(os, "sendfile", lambda *a: calls.append(a) or real(*a))
+    path, data, calls = blob_and_sendfile_calls(tmp_path, monkeypatch, 3 * 1024 * 1024 + 17)
 
     def app(environ, start_response):
         f = open(path, "rb")

@@ -1,5 +1,4 @@
 """HTTPS from serve_wsgi: net's TLS (ssl=), the handshake bounded by header_timeout, no sendfile over TLS."""
-import os
 import socket
 import ssl
 import time
@@ -7,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from tests.serve.serveutil import DEADLINE, HOST, served
+from tests.serve.serveutil import DEADLINE, HOST, blob_and_sendfile_calls, served
 
 trustme = pytest.importorskip("trustme")
 
@@ -33,12 +32,7 @@ def _get(port, client_ctx, path="/"):
 
 
 def test_a_file_wrapper_over_tls_is_read_in_blocks_not_sent_with_sendfile(contexts, tmp_path, monkeypatch):
-    path = tmp_path / "blob"
-    data = os.urandom(2 * 1024 * 1024 + 3)
-    path.write_bytes(data)
-    calls = []
-    real = os.sendfile
-    monkeypatch.setattr(os, "sendfile", lambda *a: calls.append(a) or real(*a))
+    path, data, calls = blob_and_sendfile_calls(tmp_path, monkeypatch, 2 * 1024 * 1024 + 3)
 
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
