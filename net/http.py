@@ -265,9 +265,13 @@ class HttpService:
     between requests are cancelled.
 
     A subclass may answer otherwise: it replaces ``_answer`` (``net.wsgi``
-    runs each request on a thread pool), and may give a stalled body its own
+    runs each request on a thread pool), may keep more per connection in a
+    subclass of ``Connection``, and may give a stalled body its own
     ``body_deadline`` (``idle_deadline`` here) by extending ``_advance``.
     """
+
+    #: One connection's state and parser callbacks.
+    Connection = _Connection
 
     def __init__(self, app, clock, *, max_head=MAX_HEAD, max_body=MAX_BODY,
                  idle_timeout=IDLE_TIMEOUT, header_timeout=HEADER_TIMEOUT, high_water=HIGH_WATER):
@@ -309,7 +313,7 @@ class HttpService:
 
     def handle(self, stream):
         """Serve one connection until it closes, errs or times out."""
-        conn = _Connection(self.max_head, self.max_body, stream)
+        conn = self.Connection(self.max_head, self.max_body, stream)
         conn.task = yield from current_task()
         with self._lock:
             self._live.add(conn)

@@ -22,17 +22,15 @@ class RequestReader(_Connection):
 
     Completed requests in ``ready`` are ``net.http.Request``s whose ``body``
     is the file-like ``wsgi.input`` (a ``BytesIO``, or the temporary file the
-    body was spooled to). ``busy`` is set while a request is being answered,
-    ``outbox`` is the hand-over from the app's thread (see ``response``),
-    ``timed_out`` says the sweeper cut the connection.
+    body was spooled to). ``outbox`` is the hand-over from the app's thread
+    (see ``response``).
     """
 
-    __slots__ = ("spool", "outbox", "timed_out", "busy")
+    __slots__ = ("spool", "outbox")
 
     def __init__(self, max_head, max_body, stream):
         super().__init__(max_head, max_body, stream)
         self.spool = self.outbox = None
-        self.timed_out = self.busy = False
 
     def on_body(self, part):
         super().on_body(part)                   # counted against max_body, kept in self.body

@@ -24,7 +24,7 @@ import logging
 import os
 import socket as _socket
 
-from genloop.kernel import Cancelled, Dispatchers, current_kernel, current_task, sleep, spawn
+from genloop.kernel import Cancelled, Dispatchers, current_kernel, spawn
 from genloop.kernel.signals import STOP_GRACE
 from genloop.net.http import HEADER_TIMEOUT, MAX_HEAD, MAX_SWEEP, HttpService, Response
 from genloop.net.http_wire import encode, error_response
@@ -92,47 +92,31 @@ class WsgiService(HttpService):
         super()._advance(now)
         self.now = now + self.sweep_every       # deadlines one sweep late: never cut early
         self.body_deadline = self.now + self.io_timeout
+        self._flush_log()
 
     @property
     def jobs(self) -> int:
         """Requests whose app call is still running on the pool."""
         return self._jobs
 
-    def _connections(self, pick):
-        with self._lock:
-            return [c for c in self._live if pick(c)]
-
     def sweep(self):
-        """Cancel every connection past its deadline and flush the access log, until the server closes."""
+        """``HttpService``'s sweeper; the access log is flushed once a sweep (``_advance``) and at the end."""
         try:
-            while True:
-                yield from sleep(self.sweep_every)
-                now = self.clock()
-                self._advance(now)
-                for conn in self._connections(lambda c: c.deadline < now):
-                    conn.timed_out = True
-                    conn.task.cancel()
-                if self.access_log is not None:
-                    self.access_log.flush()
+            yield from super().sweep()
         finally:
-            self.closing = True
-            # Idle ones and half-sent heads; a body being read, or an answer, may finish.
-            for conn in self._connections(lambda c: not c.busy and (c.in_head or not c.in_message)):
-                conn.task.cancel()
-            if self.access_log is not None:
-                self.access_log.flush()
+            self._flush_log()
 
-    def handle(self, stream):
-        """Serve one connection until it closes, errs or times out."""
-        conn = RequestReader(self.max_head, self.max_body, stream)
-        conn.task = yield from current_task()
-        with self._lock:
-            self._live.add(conn)
+    def _flush_log(self):
+        if self.access_log is not None:
+            self.access_log.flush()
+
+    Connection = RequestReader
+
+    def _serve(self, socket, conn):
+        """``HttpService``'s read loop; then the bodies it will not answer are closed and the app's thread let go."""
         try:
-            yield from self._serve(stream.socket, conn)
+            yield from super()._serve(socket, conn)
         finally:
-            with self._lock:
-                self._live.discard(conn)
             conn.discard()
             if conn.outbox is not None:
                 conn.outbox.abandon()
@@ -146,20 +130,21 @@ class WsgiService(HttpService):
         peer = conn.stream.peer                 # a Unix peer's is "" (falsy): REMOTE_ADDR is then empty
         ready = conn.ready
         keep_alive = True
-        conn.busy = True
+        # Counted as busy meanwhile, as HttpService._flush does: a graceful stop lets these answers finish.
+        busy, conn.in_message = conn.in_message, True
         try:
             while ready and keep_alive:
                 keep_alive = yield from self._respond(socket, conn, ready.pop(0), peer)
+            if conn.error is not None:
+                if keep_alive:                      # after a close, the bad bytes are just dropped
+                    yield from self._send(socket, conn, error_response(conn.error))
+                return False
+            if keep_alive and conn.pending_continue:
+                conn.pending_continue = False
+                yield from self._send(socket, conn, _CONTINUE)
+            return keep_alive
         finally:
-            conn.busy = False
-        if conn.error is not None:
-            if keep_alive:                          # after a close, the bad bytes are just dropped
-                yield from self._send(socket, conn, error_response(conn.error))
-            return False
-        if keep_alive and conn.pending_continue:
-            conn.pending_continue = False
-            yield from self._send(socket, conn, _CONTINUE)
-        return keep_alive
+            conn.in_message = busy
 
     def _respond(self, socket, conn, request, peer):
         """Run the app for ``request`` and send its response; returns whether the connection goes on."""
@@ -179,7 +164,8 @@ class WsgiService(HttpService):
             try:
                 part = yield from outbox.queue.get()
             except Cancelled:
-                if conn.timed_out:                  # --timeout: answer, best effort, without waiting
+                if self.app_timeout and conn.deadline < self.clock():   # the sweeper: --timeout passed
+                    # Answer, best effort, without waiting.
                     code = 503
                     log.error("%s %s: no response within %s s; answering 503", method, target.decode("latin-1"),
                               self.app_timeout)
