@@ -9,7 +9,6 @@ close idle connections, exit 0.
 import importlib
 import logging
 import os
-import signal
 import socket
 import ssl
 import sys
@@ -17,10 +16,12 @@ from dataclasses import dataclass
 
 import typer
 
-from genloop.kernel import Dispatchers, gather, sleep, spawn, wait_readable
+from genloop.kernel import Dispatchers, sleep, spawn
+from genloop.kernel.signals import request_stop, stopping
 from genloop.net import run_workers
-from genloop.net.tcp import DEFAULT_BACKLOG
-from genloop.net.wsgi import APP_TIMEOUT, DEFAULT_THREADS, KEEP_ALIVE, bind_unix, serve_wsgi
+from genloop.net.tcp import DEFAULT_BACKLOG, listen
+from genloop.net.workers import INTERRUPTED
+from genloop.net.wsgi import APP_TIMEOUT, DEFAULT_THREADS, KEEP_ALIVE, serve_wsgi
 
 log = logging.getLogger("genloop.serve")
 
@@ -33,8 +34,6 @@ EXIT_OK, EXIT_FAILED, EXIT_APP_LOAD = 0, 1, 4
 IO_THREADS = max(64, os.cpu_count() or 1)
 #: Seconds between a worker's checks that its parent is still alive.
 PARENT_CHECK = 1.0
-#: The signals that start a graceful stop.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def load_app(spec: str):
@@ -82,36 +81,7 @@ class Config:
     access_log: str | None
     tls: ssl.SSLContext | None
     script_name: str = ""
-
-
-class _SignalPipe:
-    """Signals as bytes on a pipe the kernel can wait on: a handler may run between any two
-    bytecodes of Main, even inside a kernel lock, so all it does is ``os.write``.
-
-    Stand-in until the kernel can deliver signals to tasks itself.
-    """
-
-    def __init__(self, signals):
-        self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        for sig in signals:
-            signal.signal(sig, self._handler)
-
-    def _handler(self, signum, frame):
-        try:
-            os.write(self.w, bytes([signum]))
-        except BlockingIOError:
-            pass                                 # a stop is already pending
-
-    def send(self, signum):
-        self._handler(signum, None)
-
-    def wait(self):
-        """The number of the first signal received."""
-        while True:
-            try:
-                return os.read(self.r, 64)[0]
-            except BlockingIOError:
-                yield from wait_readable(self.r)
+    drained: bool = False                       # set once a graceful stop has let every server drain
 
 
 def _open_log(path, workers):
@@ -124,13 +94,17 @@ def _open_log(path, workers):
 
 
 def _serve_main(config: Config):
-    """One process's kernel: listen on every bind, serve until a stop signal, then drain."""
-    signals = _SignalPipe(STOP_SIGNALS)
+    """One process's kernel: listen on every bind, serve until a graceful stop has drained every server.
+
+    The stop is ``run``'s (SIGTERM, SIGINT, ``request_stop``): each server's
+    stop hook closes its listener and lets requests in flight finish within
+    its ``stop_grace``, ``--graceful-timeout``.
+    """
     # A view of IO, not a pool of its own: IO's threads take one task at a time,
     # where a fixed pool's take batches (fine for CPU steps, unfair for blocking calls).
     pool = Dispatchers.IO.limited(config.threads)
     access_log = _open_log(config.access_log, config.workers)
-    limits = {"keep_alive": config.keep_alive, "app_timeout": config.timeout}
+    limits = {"keep_alive": config.keep_alive, "app_timeout": config.timeout, "stop_grace": config.graceful_timeout}
     servers = []
     for bind in config.binds:
         if bind[0] == "unix":
@@ -147,10 +121,12 @@ def _serve_main(config: Config):
         servers.append(server)
         log.info("Listening at: %s (pid %d, %d threads)", where, os.getpid(), config.threads)
     if config.workers > 1:
-        yield from spawn(_watch_parent, os.getppid(), signals, name="serve-parent-watch")
-    signum = yield from signals.wait()
-    log.info("%s: stopping gracefully (up to %g s)", signal.Signals(signum).name, config.graceful_timeout)
-    yield from gather(*(s.shutdown(config.graceful_timeout) for s in servers))
+        yield from spawn(_watch_parent, os.getppid(), name="serve-parent-watch")
+    yield from stopping().wait()
+    log.info("stopping gracefully (up to %g s)", config.graceful_timeout)
+    for server in servers:
+        yield from server.serve_forever()       # returns once its stop hook has drained it
+    config.drained = True
     busy = sum(s.service.jobs for s in servers)
     if access_log is not None:
         access_log.flush()
@@ -163,12 +139,12 @@ def _serve_main(config: Config):
     log.info("stopped")
 
 
-def _watch_parent(parent, signals):
+def _watch_parent(parent):
     """A worker whose parent died (killed outright, no signal passed on) stops too, as gunicorn's do."""
     while os.getppid() == parent:
         yield from sleep(PARENT_CHECK)
     log.warning("the parent process %d is gone", parent)
-    signals.send(signal.SIGTERM)
+    request_stop()
 
 
 def _host(host):
@@ -216,12 +192,13 @@ def serve(
     except Exception as e:                                   # noqa: BLE001 - any import error is the app's
         log.error("cannot load %s: %s: %s", app, type(e).__name__, e)
         raise typer.Exit(EXIT_APP_LOAD) from None
+    config = None
     try:
         binds = []
         for b in bind:
             parsed = parse_bind(b)
             if parsed[0] == "unix":                          # bound once here, shared by every worker
-                parsed = (*parsed, bind_unix(parsed[1], DEFAULT_BACKLOG))
+                parsed = (*parsed, listen(path=parsed[1], backlog=DEFAULT_BACKLOG).sock)
             elif parsed[2] == 0 and workers > 1:
                 parsed = (parsed[0], parsed[1], _free_port(parsed[1]))
             binds.append(parsed)
@@ -231,6 +208,9 @@ def serve(
     except (OSError, ValueError) as e:
         log.error("%s", e)
         raise typer.Exit(EXIT_FAILED) from None
-    if workers > 1 and any(codes):
+    except KeyboardInterrupt:
+        # run() ends a SIGINT stop with KeyboardInterrupt, drained or cut short by a second SIGINT.
+        raise typer.Exit(EXIT_OK if config is not None and config.drained else INTERRUPTED) from None
+    if workers > 1 and any(code not in (EXIT_OK, INTERRUPTED) for code in codes):
         log.error("worker exit codes: %s", codes)
         raise typer.Exit(EXIT_FAILED)

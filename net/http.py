@@ -264,7 +264,15 @@ class HttpService:
     early (while the sweeper keeps its pace) and at most two sweeps late. Once ``closing`` (the server
     was closed), responses say ``Connection: close`` and connections idle
     between requests are cancelled.
+
+    A subclass may answer otherwise: it replaces ``_answer`` (``net.wsgi``
+    runs each request on a thread pool), may keep more per connection in a
+    subclass of ``Connection``, and may give a stalled body its own
+    ``body_deadline`` (``idle_deadline`` here) by extending ``_advance``.
     """
+
+    #: One connection's state and parser callbacks.
+    Connection = _Connection
 
     def __init__(self, app, clock, *, max_head=MAX_HEAD, max_body=MAX_BODY,
                  idle_timeout=IDLE_TIMEOUT, header_timeout=HEADER_TIMEOUT, high_water=HIGH_WATER):
@@ -284,6 +292,7 @@ class HttpService:
     def _advance(self, now):
         self.idle_deadline = now + self.idle_timeout + self.sweep_every
         self.head_deadline = now + self.header_timeout + self.sweep_every
+        self.body_deadline = self.idle_deadline
 
     def _select(self, pick):
         with self._lock:
@@ -305,7 +314,7 @@ class HttpService:
 
     def handle(self, stream):
         """Serve one connection until it closes, errs or times out."""
-        conn = _Connection(self.max_head, self.max_body, stream)
+        conn = self.Connection(self.max_head, self.max_body, stream)
         conn.task = yield from current_task()
         with self._lock:
             self._live.add(conn)
@@ -337,7 +346,7 @@ class HttpService:
                         conn.head_deadline = self.head_deadline
                     conn.deadline = conn.head_deadline
                 else:
-                    conn.deadline = self.idle_deadline
+                    conn.deadline = self.body_deadline if conn.in_message else self.idle_deadline
                 yield wait_read
                 conn.deadline = _INF
             try:

@@ -6,7 +6,6 @@
 from .request import MAX_BODY, SPOOL_SIZE
 from .response import OUTPUT_HIGH_WATER, FileWrapper
 from .server import APP_TIMEOUT, DEFAULT_THREADS, IO_TIMEOUT, KEEP_ALIVE, WsgiService, serve_wsgi
-from .transport import bind_unix
 
-__all__ = ["serve_wsgi", "WsgiService", "FileWrapper", "bind_unix", "DEFAULT_THREADS", "SPOOL_SIZE", "MAX_BODY",
+__all__ = ["serve_wsgi", "WsgiService", "FileWrapper", "DEFAULT_THREADS", "SPOOL_SIZE", "MAX_BODY",
            "KEEP_ALIVE", "APP_TIMEOUT", "IO_TIMEOUT", "OUTPUT_HIGH_WATER"]

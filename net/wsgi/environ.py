@@ -4,6 +4,7 @@ Strings in the environ are "native strings" as PEP 3333 says: the raw bytes
 of the request decoded as latin-1, so an app gets back the exact bytes with
 ``.encode("latin-1")`` (``PATH_INFO`` is percent-decoded first, as CGI does).
 """
+import io
 import sys
 from urllib.parse import unquote_to_bytes
 
@@ -45,27 +46,30 @@ def split_target(target: bytes) -> tuple:
     return path, query
 
 
-def build_environ(base: dict, method: str, target: bytes, version: str, headers, body, body_size: int,
-                  peer) -> dict:
-    """One request's environ; ``body`` is the file-like ``wsgi.input``, ``peer`` the client's address."""
+def build_environ(base: dict, request, peer) -> dict:
+    """One request's environ: ``request`` is a ``net.http.Request`` whose ``body`` is the file-like
+    ``wsgi.input``, ``peer`` the client's address."""
     environ = base.copy()
+    target, body = request.target, request.body
+    body_size = body.seek(0, io.SEEK_END)
+    body.seek(0)
     path, query = split_target(target)
     path_info = (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
     script_name = base["SCRIPT_NAME"]
     if script_name and (path_info == script_name or path_info.startswith(script_name + "/")):
         path_info = path_info[len(script_name):]
-    environ["REQUEST_METHOD"] = method
+    environ["REQUEST_METHOD"] = request.method
     environ["PATH_INFO"] = path_info
     environ["QUERY_STRING"] = query.decode("latin-1")
     environ["RAW_URI"] = environ["REQUEST_URI"] = target.decode("latin-1")
-    environ["SERVER_PROTOCOL"] = "HTTP/" + version
+    environ["SERVER_PROTOCOL"] = "HTTP/" + request.version
     environ["wsgi.input"] = body
     if peer:
         environ["REMOTE_ADDR"] = peer[0]
         environ["REMOTE_PORT"] = str(peer[1])
     else:                                       # a Unix socket has no peer address
         environ["REMOTE_ADDR"] = ""
-    for name, value in headers:
+    for name, value in request.headers:
         name = name.lower()
         key = _CGI_NAMES.get(name)
         if key is None:

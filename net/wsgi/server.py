@@ -1,5 +1,12 @@
 """The connection side of the WSGI server: one coroutine per connection on the kernel.
 
+It stands on ``net``: ``net.tcp``'s ``Server`` listens (TCP or a Unix
+socket), runs the TLS handshake (``ssl=``) and hands over a ``Stream`` whose
+socket speaks TLS, so the loop here reads and sends one way over either;
+``net.http``'s ``HttpService`` is the base of ``WsgiService``, giving it the
+parser step, the head's limits and checks, the coarse deadlines and the
+lingering close.
+
 A connection reads and parses on Main (``request.RequestReader``), reads the
 whole body (in memory up to ``SPOOL_SIZE``, then in a temporary file, as nginx
 and waitress do), and only then hands the request to the app's pool: so a slow
@@ -16,20 +23,18 @@ past theirs, every ``sweep_every`` seconds.
 import logging
 import os
 import socket as _socket
-import threading
 
-from httptools import HttpParserError, HttpParserUpgrade
-
-from genloop.kernel import Cancelled, Dispatchers, current_kernel, current_task, sleep, spawn
-from genloop.net.http import HEADER_TIMEOUT, LINGER_TIMEOUT, MAX_HEAD, READ_SIZE
+from genloop.kernel import Cancelled, Dispatchers, current_kernel, spawn
+from genloop.kernel.signals import STOP_GRACE
+from genloop.net.http import HEADER_TIMEOUT, MAX_HEAD, MAX_SWEEP, HttpService, Response
+from genloop.net.http_wire import encode, error_response
 from genloop.net.socket import Socket
 from genloop.net.tcp import DEFAULT_BACKLOG, Server, listen
 
 from .accesslog import AccessLog
 from .environ import base_environ, build_environ
-from .request import BODY, HEAD, MAX_BODY, Reject, RequestReader
+from .request import MAX_BODY, RequestReader
 from .response import FileWrapper, Outbox, run_app
-from .transport import Plain, Tls, UnixServer
 
 log = logging.getLogger("genloop.net.wsgi")
 
@@ -42,166 +47,108 @@ APP_TIMEOUT = 30.0
 IO_TIMEOUT = 30.0
 #: Threads of the app's pool when neither ``threads`` nor ``pool`` is given (waitress's default).
 DEFAULT_THREADS = 4
-#: Longest pause between two sweeps for expired deadlines.
-MAX_SWEEP = 1.0
 
 _INF = float("inf")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CHUNK_END = b"0\r\n\r\n"
-_ERRORS = {
-    400: b"Bad Request", 413: b"Content Too Large", 431: b"Request Header Fields Too Large",
-    500: b"Internal Server Error", 503: b"Service Unavailable",
-}
+_TEXT = (("Content-Type", "text/plain"),)
+
+
+_REASONS = {500: b"Internal Server Error", 503: b"Service Unavailable"}
+
 
 def _error(status: int, keep_alive: bool = False) -> bytes:
-    reason = _ERRORS[status]
-    return b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n%s" % (
-        status, reason, len(reason), b"" if keep_alive else b"Connection: close\r\n", reason)
+    """A 500 or 503 the app did not write, with its reason as a text body."""
+    return encode(Response(status, _REASONS[status], _TEXT), False, keep_alive, "1.1")[0]
 
 
-class WsgiService:
+class WsgiService(HttpService):
     """A WSGI app, its pool, limits and live connections; ``handle`` is the ``Server``'s handler.
 
-    ``pool`` is the dispatcher the app runs on (each request's call, its
-    iteration and its ``close()`` on one of its threads). ``tls`` is an
-    ``ssl.SSLContext`` or None. Once ``closing`` (the server was closed),
-    responses say ``Connection: close`` and connections between requests
-    are cancelled.
+    An ``HttpService`` (its read loop, parser step, head limits, deadlines
+    and lingering close) whose ``_answer`` is its own: an answer here is a job
+    on ``pool`` (each request's call, its iteration and its ``close()`` on one
+    of its threads) whose response comes through an ``Outbox``, and a stalled
+    body (``body_deadline``) or a client that does not read gets
+    ``io_timeout``, not the keep-alive timeout. Once ``closing`` (the server was closed), responses say
+    ``Connection: close`` and connections between requests are cancelled.
     """
 
-    def __init__(self, app, pool, clock, *, base: dict, tls=None, unix=False, access_log=None,
+    def __init__(self, app, pool, clock, *, base: dict, access_log=None,
                  max_head=MAX_HEAD, max_body=MAX_BODY, keep_alive=KEEP_ALIVE, header_timeout=HEADER_TIMEOUT,
                  app_timeout=APP_TIMEOUT, io_timeout=IO_TIMEOUT):
-        self.app = app
         self.pool = pool
-        self.clock = clock
         self.base = base
-        self.tls = tls
-        self.unix = unix
         self.access_log = access_log
-        self.max_head = max_head
-        self.max_body = max_body
-        self.keep_alive = keep_alive
-        self.header_timeout = header_timeout
         self.app_timeout = app_timeout
         self.io_timeout = io_timeout
-        self.sweep_every = min(MAX_SWEEP, *(t / 4 for t in (keep_alive, header_timeout, app_timeout, io_timeout) if t > 0))
-        self.closing = False
-        self._live = set()
-        self._lock = threading.Lock()
         self._jobs = 0
+        super().__init__(app, clock, max_head=max_head, max_body=max_body, idle_timeout=keep_alive,
+                         header_timeout=header_timeout)
+        self.sweep_every = min(MAX_SWEEP, *(t / 4 for t in (keep_alive, header_timeout, app_timeout, io_timeout) if t > 0))
         self._advance(clock())
 
     def _advance(self, now):
+        super()._advance(now)
         self.now = now + self.sweep_every       # deadlines one sweep late: never cut early
+        self.body_deadline = self.now + self.io_timeout
+        self._flush_log()
 
     @property
     def jobs(self) -> int:
         """Requests whose app call is still running on the pool."""
         return self._jobs
 
-    def _select(self, pick):
-        with self._lock:
-            return [c for c in self._live if pick(c)]
-
     def sweep(self):
-        """Cancel every connection past its deadline and flush the access log, until the server closes."""
+        """``HttpService``'s sweeper; the access log is flushed once a sweep (``_advance``) and at the end."""
         try:
-            while True:
-                yield from sleep(self.sweep_every)
-                now = self.clock()
-                self._advance(now)
-                for conn in self._select(lambda c: c.deadline < now):
-                    conn.timed_out = True
-                    conn.task.cancel()
-                if self.access_log is not None:
-                    self.access_log.flush()
+            yield from super().sweep()
         finally:
-            self.closing = True
-            for conn in self._select(lambda c: not c.busy and c.state != BODY):
-                conn.task.cancel()
-            if self.access_log is not None:
-                self.access_log.flush()
+            self._flush_log()
 
-    def handle(self, stream):
-        """Serve one connection until it closes, errs or times out."""
-        conn = RequestReader(self.max_head, self.max_body)
-        conn.task = yield from current_task()
-        sock = stream.socket
-        transport = Tls(sock.sock, self.tls) if self.tls is not None else Plain(sock.sock)
-        with self._lock:
-            self._live.add(conn)
+    def _flush_log(self):
+        if self.access_log is not None:
+            self.access_log.flush()
+
+    Connection = RequestReader
+
+    def _serve(self, socket, conn):
+        """``HttpService``'s read loop; then the bodies it will not answer are closed and the app's thread let go."""
         try:
-            yield from self._serve(sock, transport, conn, None if self.unix else stream.peer)
+            yield from super()._serve(socket, conn)
         finally:
-            with self._lock:
-                self._live.discard(conn)
             conn.discard()
             if conn.outbox is not None:
                 conn.outbox.abandon()
 
-    def _serve(self, socket, transport, conn, peer):
-        """The read loop: parse, answer every request a read completed, in order."""
-        recv = transport.recv
-        wait_read = socket._wait_read
-        feed = conn.parser.feed_data
-        ready = conn.ready
-        drains = transport.drains
-        drained = False
-        while True:
-            if drained:
-                if conn.state == HEAD:
-                    if not conn.head_deadline:
-                        conn.head_deadline = self.now + self.header_timeout
-                    conn.deadline = conn.head_deadline
-                elif conn.state == BODY:
-                    conn.deadline = self.now + self.io_timeout
-                else:
-                    conn.deadline = self.now + self.keep_alive
-                yield wait_read
-                conn.deadline = _INF
-            try:
-                data = recv(READ_SIZE)
-            except BlockingIOError:
-                drained = True
-                continue
-            if not data:
-                return
-            drained = drains and len(data) < READ_SIZE
-            error = None
-            try:
-                feed(data)
-            except HttpParserUpgrade:
-                error = 0                          # answer what came before, then close
-            except HttpParserError as e:
-                reject = e.__context__
-                error = reject.status if isinstance(reject, Reject) else 400
-            if conn.state == HEAD and not ready and error is None:
-                # httptools buffers an unfinished field out of the callbacks'
-                # sight: bound it by the reads that held nothing but this head.
-                conn.head_read += len(data)
-                if conn.head_read > self.max_head:
-                    error = 431
-            keep_alive = True
-            if ready:
-                conn.busy = True
-                while ready and keep_alive:
-                    keep_alive = yield from self._respond(socket, transport, conn, ready.pop(0), peer)
-                conn.busy = False
-            if error is not None and keep_alive:    # after a close, the rest is just dropped
-                if error:
-                    yield from self._send(socket, transport, conn, _error(error))
-                    yield from self._linger(socket, conn)
-                return
-            if not keep_alive:
-                return
-            if conn.pending_continue:
-                conn.pending_continue = False
-                yield from self._send(socket, transport, conn, _CONTINUE)
+    def _answer(self, socket, conn):
+        """Answer the parsed requests in order, then a parse error or ``100 Continue``; False once the connection ends.
 
-    def _respond(self, socket, transport, conn, request, peer):
+        ``HttpService``'s read loop calls it after each parsed slice; what is
+        sent goes out here, so the loop finds nothing queued in ``conn.out``.
+        """
+        peer = conn.stream.peer                 # a Unix peer's is "" (falsy): REMOTE_ADDR is then empty
+        ready = conn.ready
+        keep_alive = True
+        # Counted as busy meanwhile, as HttpService._flush does: a graceful stop lets these answers finish.
+        busy, conn.in_message = conn.in_message, True
+        try:
+            while ready and keep_alive:
+                keep_alive = yield from self._respond(socket, conn, ready.pop(0), peer)
+            if conn.error is not None:
+                if keep_alive:                      # after a close, the bad bytes are just dropped
+                    yield from self._send(socket, conn, error_response(conn.error))
+                return False
+            if keep_alive and conn.pending_continue:
+                conn.pending_continue = False
+                yield from self._send(socket, conn, _CONTINUE)
+            return keep_alive
+        finally:
+            conn.in_message = busy
+
+    def _respond(self, socket, conn, request, peer):
         """Run the app for ``request`` and send its response; returns whether the connection goes on."""
-        method, target, headers, version, keep_alive, body, body_size = request
+        method, target, version = request.method, request.target, request.version
         outbox = conn.outbox
         if outbox is None:
             outbox = conn.outbox = Outbox()
@@ -209,43 +156,44 @@ class WsgiService:
             self._jobs += 1
         code, sent = 500, 0
         try:
-            yield from spawn(self._job, method, target, headers, version, body, body_size, peer, outbox,
-                             transport.sendfile, dispatcher=self.pool, name="wsgi-app")
+            # sendfile only on a plain socket: TLS must encrypt each byte itself.
+            sendfile = type(socket.sock) is _socket.socket
+            yield from spawn(self._job, request, peer, outbox, sendfile, dispatcher=self.pool, name="wsgi-app")
             if self.app_timeout:
                 conn.deadline = self.now + self.app_timeout
             try:
                 part = yield from outbox.queue.get()
             except Cancelled:
-                if conn.timed_out:                  # --timeout: answer, best effort, without waiting
+                if self.app_timeout and conn.deadline < self.clock():   # the sweeper: --timeout passed
+                    # Answer, best effort, without waiting.
                     code = 503
                     log.error("%s %s: no response within %s s; answering 503", method, target.decode("latin-1"),
                               self.app_timeout)
                     try:
-                        transport.send(_error(503))
-                        transport.flush()
+                        socket.sock.send(_error(503))
                     except OSError:
                         pass
                 raise
             conn.deadline = _INF
-            keep = keep_alive and not self.closing
+            keep = request.keep_alive and not self.closing
             if part is None:                        # the app failed before its head
                 code = 500
                 data = _error(500, keep)
-                yield from self._send(socket, transport, conn, data)
+                yield from self._send(socket, conn, data)
                 return keep
             code, head, length, closes, chunks, done = part
-            keep, sent = yield from self._send_response(socket, transport, conn, outbox, version, keep and not closes,
+            keep, sent = yield from self._send_response(socket, conn, outbox, version, keep and not closes,
                                                         method == "HEAD", code, head, length, chunks, done)
             return keep
         finally:
-            body.close()
+            request.body.close()
             if self.access_log is not None:
-                self.access_log.log(peer, method, target, version, code, sent, headers)
+                self.access_log.log(peer, method, target, version, code, sent, request.headers)
 
-    def _job(self, method, target, headers, version, body, body_size, peer, outbox, sendfile):
+    def _job(self, request, peer, outbox, sendfile):
         """On a pool thread: build the environ, run the app; never raises."""
         try:
-            environ = build_environ(self.base, method, target, version, headers, body, body_size, peer)
+            environ = build_environ(self.base, request, peer)
             run_app(self.app, environ, outbox, sendfile)
         finally:
             with self._lock:
@@ -253,7 +201,7 @@ class WsgiService:
         return
         yield  # pragma: no cover - a generator function, so spawn runs it on the pool
 
-    def _send_response(self, socket, transport, conn, outbox, version, keep, head_only, code, head, length,
+    def _send_response(self, socket, conn, outbox, version, keep, head_only, code, head, length,
                        chunks, done):
         """Frame and send the response whose head part came; returns ``(keep_alive, body bytes sent)``."""
         bodyless = code < 200 or code == 204 or code == 304
@@ -283,7 +231,7 @@ class WsgiService:
         out = [head, framing, b"\r\n"]
         try:
             if wrapper is not None:
-                yield from self._send(socket, transport, conn, b"".join(out))
+                yield from self._send(socket, conn, b"".join(out))
                 if send_body:
                     sent = yield from self._sendfile(socket, conn, wrapper.plan[0], wrapper.plan[1], count)
                     keep = keep and sent == count
@@ -306,7 +254,7 @@ class WsgiService:
                 if done and chunked and send_body:
                     out.append(_CHUNK_END)
                 if out:
-                    yield from self._send(socket, transport, conn, out[0] if len(out) == 1 else b"".join(out))
+                    yield from self._send(socket, conn, out[0] if len(out) == 1 else b"".join(out))
                     out.clear()
                 if size:
                     outbox.sent(size)
@@ -323,9 +271,12 @@ class WsgiService:
             if wrapper is not None and hasattr(wrapper, "close"):
                 wrapper.close()
 
-    def _send(self, socket, transport, conn, data):
-        """Send all of ``data``, waiting while the client does not read (up to ``io_timeout``)."""
-        send = transport.send
+    def _send(self, socket, conn, data):
+        """Send all of ``data``, waiting while the client does not read (up to ``io_timeout``).
+
+        A TLS send that raises ``BlockingIOError`` is retried with the same bytes, as it must be.
+        """
+        send = socket.sock.send
         try:
             n = send(data)
         except BlockingIOError:
@@ -337,8 +288,6 @@ class WsgiService:
                     view = view[send(view):]
                 except BlockingIOError:
                     yield from self._wait_writable(socket, conn)
-        while not transport.flush():
-            yield from self._wait_writable(socket, conn)
 
     def _wait_writable(self, socket, conn):
         conn.deadline = self.now + self.io_timeout
@@ -360,65 +309,46 @@ class WsgiService:
             sent += n
         return sent
 
-    def _linger(self, socket, conn):
-        """Half-close, then drop what the client still sends until it closes too (lingering close)."""
-        sock = socket.sock
-        try:
-            sock.shutdown(_socket.SHUT_WR)
-        except OSError:
-            return
-        conn.deadline = self.clock() + LINGER_TIMEOUT
-        while True:
-            try:
-                if not sock.recv(READ_SIZE):
-                    return
-            except BlockingIOError:
-                yield socket._wait_read
-            except OSError:
-                return
-
 
 def _listener_name(sock) -> tuple:
     """``(SERVER_NAME, SERVER_PORT)`` of a listening socket."""
     addr = sock.getsockname()
-    if isinstance(addr, str):
+    if not isinstance(addr, tuple):             # a Unix socket: a path (bytes if abstract)
         return "localhost", "80"
     return addr[0], str(addr[1])
 
 
-def serve_wsgi(app, host: str = "127.0.0.1", port: int = 0, *, threads: int | None = None, pool=None,
-               sock=None, ssl=None, reuse_port: bool = False, backlog: int = DEFAULT_BACKLOG,
-               access_log=None, script_name: str = "", multiprocess: bool = False, **limits):
-    """Serve the WSGI ``app`` on ``host:port``; a trap returning the listening ``Server``.
+def serve_wsgi(app, host: str = "127.0.0.1", port: int = 0, *, path: str | None = None, threads: int | None = None,
+               pool=None, sock=None, ssl=None, reuse_port: bool = False, backlog: int = DEFAULT_BACKLOG,
+               stop_grace: float = STOP_GRACE, access_log=None, script_name: str = "", multiprocess: bool = False,
+               **limits):
+    """Serve the WSGI ``app`` on ``host:port`` (or the Unix socket ``path``); a trap returning the listening ``Server``.
 
     ``server = yield from serve_wsgi(app, "127.0.0.1", 0, threads=8)``. The app
     runs on ``pool`` (a dispatcher) or, by default, on ``Dispatchers.IO.limited(threads)``
     (``threads`` defaults to ``DEFAULT_THREADS``). ``sock`` is an already listening socket
-    (TCP or Unix) to serve instead of binding ``host:port``; ``ssl`` an
-    ``ssl.SSLContext`` for HTTPS; ``access_log`` a text stream for the
+    (TCP or Unix, bound before a fork, say) to serve instead of binding; ``ssl`` an
+    ``ssl.SSLContext`` for HTTPS (``serve_tcp``'s, its handshake bounded by
+    ``header_timeout``); ``stop_grace`` how long a graceful stop (SIGTERM) lets
+    requests in flight finish; ``access_log`` a text stream for the
     combined log; ``limits`` are ``WsgiService``'s (``keep_alive``,
     ``app_timeout``, ``io_timeout``, ``header_timeout``, ``max_head``, ``max_body``).
     """
     if pool is None:
         pool = Dispatchers.IO.limited(threads or DEFAULT_THREADS)
     if sock is None:
-        listener = listen(host, port, backlog=backlog, reuse_port=reuse_port)
+        listener = listen(host, port, path=path, backlog=backlog, reuse_port=reuse_port)
     else:
         listener = Socket(sock)
-    unix = listener.sock.family == getattr(_socket, "AF_UNIX", None)
     server_name, server_port = _listener_name(listener.sock)
     base = base_environ(scheme="https" if ssl is not None else "http", server_name=server_name,
                         server_port=server_port, script_name=script_name, multiprocess=multiprocess,
                         file_wrapper=FileWrapper)
-    service = WsgiService(app, pool, current_kernel().clock.now, base=base, tls=ssl, unix=unix,
+    service = WsgiService(app, pool, current_kernel().clock.now, base=base,
                           access_log=AccessLog(access_log) if access_log is not None else None, **limits)
-    if unix:
-        server = UnixServer(service.handle, listener, listener.sock.getsockname())
-    else:
-        server = Server(service.handle, listener)
-    server.name = "wsgi"
+    server = Server(service.handle, listener, ssl=ssl, ssl_handshake_timeout=service.header_timeout,
+                    stop_grace=stop_grace, name="wsgi")
     server.service = service
     yield from server.start()
     yield from server.start_service(service.sweep, name="wsgi-sweeper")
     return server
-

@@ -11,7 +11,7 @@ from wsgiref.validate import validator
 from genloop.net.wsgi import serve_wsgi
 from tests.net.netutil import DEADLINE, HOST, connect, recv_until_eof, server_thread
 
-__all__ = ["DEADLINE", "HOST", "connect", "recv_until_eof", "served", "Serve", "exchange"]
+__all__ = ["DEADLINE", "HOST", "connect", "recv_until_eof", "served", "Serve", "exchange", "blob_and_sendfile_calls"]
 
 
 @contextlib.contextmanager
@@ -19,6 +19,17 @@ def served(app, *, validate=True, **kwargs):
     """``app`` (inside ``wsgiref.validate.validator`` unless told not) served by ``serve_wsgi`` on a free port."""
     with server_thread(serve_wsgi, validator(app) if validate else app, HOST, 0, **kwargs) as server:
         yield server
+
+
+def blob_and_sendfile_calls(tmp_path, monkeypatch, size: int):
+    """``(path, data, calls)``: a file of ``size`` random bytes, and the list ``os.sendfile``'s calls go to (it still sends)."""
+    path = tmp_path / "blob"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    calls = []
+    real = os.sendfile
+    monkeypatch.setattr(os, "sendfile", lambda *a: calls.append(a) or real(*a))
+    return path, data, calls
 
 
 def exchange(port: int, raw: bytes) -> bytes:

@@ -62,6 +62,21 @@ def test_a_request_past_the_graceful_timeout_does_not_hold_the_exit():
         assert "error" in box                                # it was cut: the process is gone
 
 
+def test_a_second_sigint_cuts_the_stop_short_and_exits_130():
+    with Serve(FLASK, "-b", "127.0.0.1:0", "--graceful-timeout", "30", cwd=ROOT) as server:
+        box = {}
+        thread = _get_in_thread(f"{server.url}/slow?s=3", box)     # would finish well within the grace
+        server._wait_for(r"slow: started")
+        server.signal(signal.SIGINT)
+        server._wait_for(r"stopping gracefully")
+        start = time.monotonic()
+        server.signal(signal.SIGINT)                         # the second Ctrl-C
+        assert server.wait() == 130, "".join(server.lines)          # a drained stop exits 0
+        assert time.monotonic() - start < 3 * DEADLINE
+        thread.join(3 * DEADLINE)
+        assert "error" in box, box                          # its connection was cut, not answered
+
+
 def test_timeout_answers_503():
     with Serve(FLASK, "-b", "127.0.0.1:0", "--timeout", "0.5", "--graceful-timeout", "0", cwd=ROOT) as server:
         r = httpx.get(f"{server.url}/slow?s=3", timeout=DEADLINE)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from genloop.net.wsgi import request, response, server
-from tests.serve.serveutil import DEADLINE, HOST, connect, exchange, recv_until_eof, served
+from tests.serve.serveutil import DEADLINE, HOST, blob_and_sendfile_calls, connect, exchange, recv_until_eof, served
 
 
 def echo_environ(environ, start_response):
@@ -239,12 +239,7 @@ def test_a_client_that_does_not_read_pauses_the_app(monkeypatch):
 @pytest.mark.parametrize("validate", [False, True])
 def test_file_wrapper_is_sent_with_sendfile_unless_wrapped(tmp_path, monkeypatch, validate):
     """The validator wraps the iterable, which hides the file: then it is read in blocks on the app's thread."""
-    path = tmp_path / "blob"
-    data = os.urandom(3 * 1024 * 1024 + 17)
-    path.write_bytes(data)
-    calls = []
-    real = os.sendfile
-    monkeypatch.setattr(os, "sendfile", lambda *a: calls.append(a) or real(*a))
+    path, data, calls = blob_and_sendfile_calls(tmp_path, monkeypatch, 3 * 1024 * 1024 + 17)
 
     def app(environ, start_response):
         f = open(path, "rb")
@@ -288,7 +283,20 @@ def test_a_body_longer_than_its_content_length_is_cut_there():
 def test_garbage_and_limits_are_answered():
     with served(echo_environ, max_head=1024, max_body=100) as srv:
         assert exchange(srv.port, b"NOT HTTP\r\n\r\n").startswith(b"HTTP/1.1 400")
-        assert exchange(srv.port, b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 431")
+        # The head is net.http's to check: a target alone over max_head is 414, a head over it 431.
+        assert exchange(srv.port, b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 414")
+        assert exchange(srv.port, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n").startswith(
+            b"HTTP/1.1 431")
+        assert exchange(srv.port, b"GET / HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400")      # no Host
+        assert exchange(srv.port, b"GET / HTTP/1.2\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 505")
         assert exchange(srv.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n").startswith(
             b"HTTP/1.1 413")
         assert httpx.get(f"http://{HOST}:{srv.port}/").status_code == 200
+
+
+def test_an_upgrade_request_is_answered_as_an_ordinary_one_and_the_connection_goes_on():
+    """WSGI cannot switch protocols: the app answers, and the requests after it are parsed on."""
+    with served(echo_environ) as srv:
+        raw = exchange(srv.port, b"GET /a HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                                 b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert raw.count(b"HTTP/1.1 200 OK") == 2 and b"PATH_INFO=/b" in raw

@@ -35,3 +35,31 @@ def test_500_slow_heads_do_not_delay_a_normal_request():
         finally:
             for s in slow:
                 s.close()
+
+
+def echo_body(environ, start_response):
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+
+
+def test_a_stalled_body_gets_io_timeout_not_the_keep_alive_timeout():
+    """A body that pauses past --keep-alive (but within io_timeout) is still read and answered."""
+    with served(echo_body, keep_alive=0.2, io_timeout=3 * DEADLINE) as srv, connect(srv.port) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhe")
+        time.sleep(1.0)                          # the stall itself: five keep-alive timeouts
+        s.sendall(b"llo")
+        s.settimeout(DEADLINE)
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b"\r\nhello\r\n" in answer
+
+
+def test_a_body_stalled_past_io_timeout_is_cut():
+    with served(echo_body, keep_alive=3 * DEADLINE, io_timeout=0.3) as srv, connect(srv.port) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhe")
+        s.settimeout(DEADLINE)
+        start = time.monotonic()
+        assert s.recv(100) == b""
+        assert time.monotonic() - start < DEADLINE
