@@ -2,15 +2,18 @@
 
 Both ends can call, notify and answer on the same connection, as the spec
 allows. One reader task decodes what arrives: responses go to their callers
-by msgid, requests to the registered methods. One writer task sends what
-callers and handlers queue, so the calls made by every coroutine that ran
-since the last send leave in one system call.
+by msgid, requests to the registered methods. What callers and handlers
+queue leaves when the thread's turn of steps ends (``Kernel.at_turn_end``),
+so the calls made by every coroutine of the turn go in one system call and
+no task is woken to send them; a writer task sends only what a full socket
+did not take (and everything queued from a thread that runs no turns).
 """
 import logging
 import threading
 import types
 
 from genloop.kernel import Cancelled, Dispatchers, Event, Semaphore, TaskGroup, spawn, timeout_after, with_context
+from genloop.kernel.current import current_kernel
 from genloop.kernel.traps import PARK, PARKED
 from genloop.net import Stream
 from genloop.net.stream import READ_SIZE
@@ -137,8 +140,11 @@ class Peer:
         self._lock = threading.Lock()     # the packer, the pending table, the output buffer
         self._pending = {}
         self._out = bytearray()
-        self._kicked = False
-        self._wakeup = Event()
+        # True while someone owns the sending: a flush is due at a turn's end,
+        # or the writer task sends; who sets it sends everything queued meanwhile.
+        self._sending = False
+        self._flush_bound = self._flush
+        self._wakeup = Event()        # the writer task's: the socket was full, or no turn end flushes
         self._drained = Event()
         self._drained.set()
         self._lost = None
@@ -206,24 +212,53 @@ class Peer:
     # -- sending -------------------------------------------------------------
     def _queue_locked(self, data):
         self._out += data
-        if not self._kicked:
-            self._kicked = True
-            self._wakeup.set()
+        if not self._sending:
+            self._sending = True
+            kernel = current_kernel()
+            if kernel is None or not kernel.at_turn_end(self._flush_bound):
+                self._wakeup.set()
+
+    def _flush(self):
+        """Send what this thread's turn queued, straight to the socket; past a full one the writer task goes on."""
+        send = self.sock.sock.send
+        lock = self._lock
+        while True:
+            with lock:
+                data, self._out = self._out, bytearray()
+                if not data:
+                    self._sending = False
+                    if not self._drained.is_set():      # cleared only under this lock
+                        self._drained.set()
+                    return
+            try:
+                sent = send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as e:
+                self._lose(e)
+                return
+            if sent < len(data):
+                with lock:      # the rest goes first: a TLS send must be retried with the same bytes
+                    self._out[:0] = memoryview(data)[sent:]
+                self._wakeup.set()
+                return
 
     def _write_loop(self):
+        """Send what a flush left (the socket was full) or what came from a thread without turns."""
         sock = self.sock
+        wakeup = self._wakeup
         try:
             while True:
-                yield from self._wakeup.wait()
-                with self._lock:
-                    self._wakeup.clear()
-                    self._kicked = False
-                    data, self._out = self._out, bytearray()
-                if data:
+                yield from wakeup.wait()
+                wakeup.clear()        # set again only by the next owner of _sending, after we release it
+                while True:
+                    with self._lock:
+                        data, self._out = self._out, bytearray()
+                        if not data:
+                            self._sending = False
+                            self._drained.set()
+                            break
                     yield from sock.sendall(data)
-                with self._lock:
-                    if not self._out:
-                        self._drained.set()
         except OSError as e:
             self._lose(e)
 
