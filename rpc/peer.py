@@ -71,31 +71,29 @@ class Registry(dict):
 
 
 class _Call:
-    """A call in flight: the parked caller, or a callback, or the early answer.
+    """A call in flight: the parked caller, or a callback, and then the answer.
 
     It is its own park protocol (``arm``/``abort``), so waiting costs one
-    trap and no closures.
+    trap and no closures. A waited-for call is sent by ``arm``, under the
+    lock that records the caller: no answer can come before the caller is
+    parked, and one lock serves both.
     """
 
-    __slots__ = ("peer", "msgid", "task", "callback", "done", "error", "result", "method")
+    __slots__ = ("peer", "method", "params", "msgid", "task", "callback", "error", "result")
 
-    def __init__(self, peer, method, callback=None):
+    def __init__(self, peer, method, params, callback=None):
         self.peer = peer
+        self.method = method
+        self.params = params
         self.msgid = None
         self.task = None
         self.callback = callback
-        self.done = False
         self.error = self.result = None
-        self.method = method
 
     def arm(self, task):
-        with self.peer._lock:
-            if not self.done:
-                self.task = task
-                return PARKED
-        if self.error is not None:
-            raise self.error
-        return self.result
+        self.task = task
+        self.peer._send_request(self)       # ConnectionLost is raised in the caller
+        return PARKED
 
     def abort(self, task):
         peer = self.peer
@@ -167,13 +165,12 @@ class Peer:
         return self
 
     # -- calling -------------------------------------------------------------
-    def _send_request(self, method, params, call):
+    def _send_request(self, call):
         with self._lock:
             if self._lost is not None:
-                raise ConnectionLost(f"{method}: {self._lost}")
-            msgid, data = self._proto.send_request(method, params)
-            call.msgid = msgid
-            self._pending[msgid] = call
+                raise ConnectionLost(f"{call.method}: {self._lost}")
+            call.msgid, data = self._proto.send_request(call.method, call.params)
+            self._pending[call.msgid] = call
             self._queue_locked(data)
 
     @types.coroutine
@@ -184,8 +181,7 @@ class Peer:
         connection drops first, ``Timeout`` after ``timeout`` seconds (the
         call is then forgotten: a late answer is dropped).
         """
-        call = _Call(self, method)
-        self._send_request(method, args, call)
+        call = _Call(self, method, args)       # sent as the caller parks (_Call.arm)
         if timeout is not None:
             return (yield from timeout_after(timeout, _wait, call))
         return (yield (PARK, call.arm, call.abort, WAITS))     # _wait inlined: this is the hot path
@@ -196,9 +192,9 @@ class Peer:
         ``error`` is None on success, else the ``RemoteError`` or
         ``ConnectionLost``. A plain function: no ``yield from``.
         """
-        call = _Call(self, method, callback)
+        call = _Call(self, method, args, callback)
         try:
-            self._send_request(method, args, call)
+            self._send_request(call)
         except ConnectionLost as e:
             callback(None, e)
 
@@ -337,10 +333,9 @@ class Peer:
                     call.error = RemoteError(msg.error, call.method)
                 else:
                     call.result = msg.result
-                call.done = True
                 answered.append(call)
         for call in answered:
-            task = call.task        # stable now: arm stores it only while done is False
+            task = call.task        # set before the call was sent
             if task is not None:
                 if call.error is None:
                     task.wake(call.result)
@@ -426,12 +421,8 @@ class Peer:
                 return
             lost = self._lost = exc if isinstance(exc, ConnectionLost) else ConnectionLost(str(exc))
             pending, self._pending = self._pending, {}
-            # Marked done under the lock, as _answer does: a caller arming on
-            # another thread then either sees done or has stored its task
-            # before we look, never neither (which would leave it parked).
-            for call in pending.values():
+            for call in pending.values():      # each sent, so its task (if any) is set
                 call.error = ConnectionLost(f"{call.method}: {lost}")
-                call.done = True
         for call in pending.values():
             if call.task is not None:
                 call.task.wake_exc(call.error)
