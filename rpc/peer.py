@@ -19,7 +19,7 @@ from genloop.net import Stream
 from genloop.net.stream import READ_SIZE
 
 from .errors import ConnectionLost, RemoteError
-from .protocol import Connection, ProtocolError, RequestMessage, ResponseMessage
+from .protocol import Connection, ProtocolError, RequestMessage, ResponseMessage, ResponsePacker
 
 log = logging.getLogger("genloop.rpc")
 
@@ -104,6 +104,14 @@ class _Call:
             return False
 
 
+def _encode(pack, msgid, error, result) -> bytes:
+    """``pack(msgid, error, result)``; a result msgpack cannot encode answers a TypeError instead."""
+    try:
+        return pack(msgid, error, result)
+    except (TypeError, ValueError, OverflowError) as e:
+        return pack(msgid, ["TypeError", f"result not serialisable: {e}"], None)
+
+
 #: What a caller parked on an answer is doing, in the step view and the monitor.
 WAITS = "waits for an rpc answer"
 
@@ -135,6 +143,7 @@ class Peer:
         self.dispatcher = dispatcher
         self.name = name
         self._proto = Connection()
+        self._replies = ResponsePacker()      # the reader task's own: its inline answers need no lock to encode
         self._lock = threading.Lock()     # the packer, the pending table, the output buffer
         self._pending = {}
         self._out = bytearray()
@@ -282,20 +291,38 @@ class Peer:
             raise
 
     def _run_requests(self, messages):
-        """Run the requests and notifications among ``messages``, pausing under back-pressure."""
+        """Run the requests and notifications among ``messages``, pausing under back-pressure.
+
+        The answers of plain methods gather in ``answers`` and are queued
+        under one lock, before the reader may wait and at the end.
+        """
         in_flight = self._in_flight
+        answers = bytearray()
         for msg in messages:
             cls = msg.__class__
             if cls is ResponseMessage:
                 continue
             msgid = msg.msgid if cls is RequestMessage else None
-            task = self._dispatch(msgid, msg.method, msg.params)
+            task = self._dispatch(msgid, msg.method, msg.params, answers)
             if task is not None:
+                answers = self._queue_answers(answers)
                 yield from in_flight.acquire()          # _serve releases it
                 yield from self._handlers.spawn(self._serve, msgid, msg.method, *task,
                                                 dispatcher=self.dispatcher, name=f"{self.name}:{msg.method}")
-            if len(self._out) > HIGH_WATER and self._backlogged():
-                yield from self._drained.wait()
+            if len(self._out) + len(answers) > HIGH_WATER:
+                answers = self._queue_answers(answers)
+                if self._backlogged():
+                    yield from self._drained.wait()
+        self._queue_answers(answers)
+
+    def _queue_answers(self, answers: bytearray) -> bytearray:
+        """Queue the gathered inline answers (if the connection still stands); returns a fresh buffer."""
+        if answers:
+            with self._lock:
+                if self._lost is None:
+                    self._queue_locked(answers)
+            return bytearray()
+        return answers
 
     def _backlogged(self) -> bool:
         """Is the output queue over HIGH_WATER? Then stop taking requests until it drains.
@@ -352,16 +379,17 @@ class Peer:
         except Exception:
             log.exception("rpc callback for %s failed", call.method)
 
-    def _dispatch(self, msgid, name, params):
+    def _dispatch(self, msgid, name, params, answers: bytearray):
         """Run an incoming request or notification (msgid None) if its method is plain.
 
-        Returns None when done, else ``(method, params)`` for a task to run:
-        a plain function, not a generator, so an inline call costs no frame.
+        Returns None when done (a request's answer appended to ``answers``),
+        else ``(method, params)`` for a task to run: a plain function, not a
+        generator, so an inline call costs no frame.
         """
         method = self.methods.get(name)
         if method is None:
             if msgid is not None:
-                self._respond(msgid, ["NoMethodError", f"unknown method {name!r}"], None)
+                answers += _encode(self._replies.pack, msgid, ["NoMethodError", f"unknown method {name!r}"], None)
             elif name not in self._unknown and len(self._unknown) < MAX_UNKNOWN_LOGGED:
                 self._unknown.add(name)
                 log.warning("%r: notifications for unknown method %r dropped (logged once per connection)",
@@ -374,10 +402,12 @@ class Peer:
         try:
             result = method.fn(*params)
         except Exception as e:
-            self._fail(msgid, name, e)
+            error = self._error_of(msgid, name, e)
+            if error is not None:
+                answers += _encode(self._replies.pack, msgid, error, None)
         else:
             if msgid is not None:
-                self._respond(msgid, None, result)
+                answers += _encode(self._replies.pack, msgid, None, result)
         return None
 
     @types.coroutine       # so that an async def method's coroutine can be awaited here
@@ -390,28 +420,28 @@ class Peer:
             else:
                 result = yield from method.fn(*params)
         except Exception as e:
-            self._fail(msgid, name, e)
+            error = self._error_of(msgid, name, e)
+            if error is not None:
+                self._respond(msgid, error, None)
         else:
             if msgid is not None:
                 self._respond(msgid, None, result)
         finally:
             self._in_flight.release()
 
-    def _fail(self, msgid, name, exc):
+    def _error_of(self, msgid, name, exc):
+        """The error a failed request answers; a failed notification (no answer) is logged instead."""
         if msgid is None:
             log.warning("%r: notification %s failed: %r", self, name, exc)
-        else:
-            self._respond(msgid, [type(exc).__name__, str(exc)], None)
+            return None
+        return [type(exc).__name__, str(exc)]
 
     def _respond(self, msgid, error, result):
+        """Queue one answer, encoded with the connection's packer (from a handler task, on any thread)."""
         with self._lock:
             if self._lost is not None:
                 return
-            try:
-                data = self._proto.send_response(msgid, error, result)
-            except (TypeError, ValueError, OverflowError) as e:
-                data = self._proto.send_response(msgid, ["TypeError", f"result not serialisable: {e}"], None)
-            self._queue_locked(data)
+            self._queue_locked(_encode(self._proto.send_response, msgid, error, result))
 
     # -- ending --------------------------------------------------------------
     def _lose(self, exc):
