@@ -164,6 +164,21 @@ class Kernel:
                 self.retired.append(pool)
         self.retired = [p for p in self.retired if p.threads]
 
+    def at_turn_end(self, fn) -> bool:
+        """Call ``fn()`` on this thread once its current turn of steps has ended; False if it runs none.
+
+        A turn is one pass of Main over its run queue, or one batch of a
+        worker: what the turn's steps queued can leave together (an rpc
+        peer's writes, coalesced without waking a writer task). False on a
+        thread the kernel does not own, or under the stepper: the caller then
+        hands the work on another way.
+        """
+        after = getattr(self.tls, "after_turn", None)
+        if after is None:
+            return False
+        after.append(fn)
+        return True
+
     def here(self) -> RunQueue:
         """The pool of the calling thread (Main for threads the kernel does not own)."""
         return getattr(self.tls, "pool", None) or self.main_pool

@@ -8,6 +8,7 @@ import threading
 from collections import deque
 
 from .current import set_current_kernel
+from .runqueue import end_turn
 from .task import READY
 
 #: Tasks a worker takes from the shared queue per lock acquisition. Tasks it
@@ -39,6 +40,7 @@ class MainPool:
     def __init__(self, poller, ident):
         self.queue = deque()
         self.inbox = deque()
+        self.after_turn = deque()     # Kernel.at_turn_end's calls: Main's thread only, no lock
         self.lock = threading.Lock()
         self.sleeping = False
         self.poller = poller
@@ -178,6 +180,7 @@ class ThreadPool:
         keepalive = IO_KEEPALIVE if self.elastic else None
         local = self.local
         local.out = out = me.out
+        kernel.tls.after_turn = after_turn = deque()    # this thread's at_turn_end calls: no lock
         batch = me.batch
         take, pop = batch.popleft, queue.popleft
         with cond:
@@ -218,6 +221,8 @@ class ThreadPool:
                     home.release()
             # Drop the last task: an idle worker must not keep it (and its dispatcher) alive.
             local.current = task = home = None
+            if after_turn:
+                end_turn(after_turn)
             if out:
                 # Under cond, as a thief takes from ``out``; only this thread appends to it.
                 with cond:

@@ -24,7 +24,7 @@ from .current import current_kernel, set_current_kernel
 from .dispatchers import Dispatchers
 from .monitor import start_monitor
 from .pools import MainPool, ThreadPool
-from .runqueue import LimitedPool
+from .runqueue import LimitedPool, end_turn
 from .signals import install as install_signals
 from .watchdog import Watchdog
 
@@ -61,6 +61,7 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
     kernel = Kernel(clock=clock, instruments=instruments, thread_sizes=sizes, make_pool=ThreadPool,
                     make_limited=LimitedPool, main_pool=lambda k: MainPool(k.poller, ident))
     kernel.tls.pool = kernel.main_pool
+    kernel.tls.after_turn = kernel.main_pool.after_turn
     set_current_kernel(kernel)
     watchdog = Watchdog(kernel, ident, slow_step) if slow_step else None
     signals = install_signals(kernel)      # on the main thread, SIGINT/SIGTERM stop gracefully
@@ -102,6 +103,7 @@ def loop(kernel, finished, watchdog=None):
     poller = kernel.poller
     tick = kernel.tick
     timers = kernel.timers
+    after_turn = pool.after_turn
     while True:
         for _ in range(len(queue)):
             task = popleft()
@@ -110,6 +112,8 @@ def loop(kernel, finished, watchdog=None):
             step(task)
         if watchdog is not None:
             watchdog.current = None
+        if after_turn:
+            end_turn(after_turn)
         if finished():
             return
         if pool.inbox:

@@ -6,12 +6,25 @@ steps what it pushed. ``kernel.pools`` gives the threaded driver's queues
 here (``LimitedPool`` for ``d.limited(n)``, ``UnconfinedPool`` for
 ``Dispatchers.Unconfined``) have no workers of their own and serve both.
 """
+import logging
 import threading
 from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
 from .task import READY
+
+log = logging.getLogger("genloop")
+
+
+def end_turn(after):
+    """Run the ``at_turn_end`` calls of a thread's finished turn, in order (the driver calls this)."""
+    while after:
+        fn = after.popleft()
+        try:
+            fn()
+        except Exception:
+            log.exception("end-of-turn call %r failed", fn)
 
 
 class RunQueue(Protocol):

@@ -2,21 +2,24 @@
 
 Both ends can call, notify and answer on the same connection, as the spec
 allows. One reader task decodes what arrives: responses go to their callers
-by msgid, requests to the registered methods. One writer task sends what
-callers and handlers queue, so the calls made by every coroutine that ran
-since the last send leave in one system call.
+by msgid, requests to the registered methods. What callers and handlers
+queue leaves when the thread's turn of steps ends (``Kernel.at_turn_end``),
+so the calls made by every coroutine of the turn go in one system call and
+no task is woken to send them; a writer task sends only what a full socket
+did not take (and everything queued from a thread that runs no turns).
 """
 import logging
 import threading
 import types
 
 from genloop.kernel import Cancelled, Dispatchers, Event, Semaphore, TaskGroup, spawn, timeout_after, with_context
+from genloop.kernel.current import current_kernel
 from genloop.kernel.traps import PARK, PARKED
 from genloop.net import Stream
 from genloop.net.stream import READ_SIZE
 
 from .errors import ConnectionLost, RemoteError
-from .protocol import Connection, ProtocolError, RequestMessage, ResponseMessage
+from .protocol import Connection, ProtocolError, RequestMessage, ResponseMessage, ResponsePacker
 
 log = logging.getLogger("genloop.rpc")
 
@@ -68,31 +71,29 @@ class Registry(dict):
 
 
 class _Call:
-    """A call in flight: the parked caller, or a callback, or the early answer.
+    """A call in flight: the parked caller, or a callback, and then the answer.
 
     It is its own park protocol (``arm``/``abort``), so waiting costs one
-    trap and no closures.
+    trap and no closures. A waited-for call is sent by ``arm``, under the
+    lock that records the caller: no answer can come before the caller is
+    parked, and one lock serves both.
     """
 
-    __slots__ = ("peer", "msgid", "task", "callback", "done", "error", "result", "method")
+    __slots__ = ("peer", "method", "params", "msgid", "task", "callback", "error", "result")
 
-    def __init__(self, peer, method, callback=None):
+    def __init__(self, peer, method, params, callback=None):
         self.peer = peer
+        self.method = method
+        self.params = params
         self.msgid = None
         self.task = None
         self.callback = callback
-        self.done = False
         self.error = self.result = None
-        self.method = method
 
     def arm(self, task):
-        with self.peer._lock:
-            if not self.done:
-                self.task = task
-                return PARKED
-        if self.error is not None:
-            raise self.error
-        return self.result
+        self.task = task
+        self.peer._send_request(self)       # ConnectionLost is raised in the caller
+        return PARKED
 
     def abort(self, task):
         peer = self.peer
@@ -101,6 +102,14 @@ class _Call:
                 del peer._pending[self.msgid]       # forgotten: a late answer is dropped
                 return True
             return False
+
+
+def _encode(pack, msgid, error, result) -> bytes:
+    """``pack(msgid, error, result)``; a result msgpack cannot encode answers a TypeError instead."""
+    try:
+        return pack(msgid, error, result)
+    except (TypeError, ValueError, OverflowError) as e:
+        return pack(msgid, ["TypeError", f"result not serialisable: {e}"], None)
 
 
 #: What a caller parked on an answer is doing, in the step view and the monitor.
@@ -134,11 +143,15 @@ class Peer:
         self.dispatcher = dispatcher
         self.name = name
         self._proto = Connection()
+        self._replies = ResponsePacker()      # the reader task's own: its inline answers need no lock to encode
         self._lock = threading.Lock()     # the packer, the pending table, the output buffer
         self._pending = {}
         self._out = bytearray()
-        self._kicked = False
-        self._wakeup = Event()
+        # True while someone owns the sending: a flush is due at a turn's end,
+        # or the writer task sends; who sets it sends everything queued meanwhile.
+        self._sending = False
+        self._flush_bound = self._flush
+        self._wakeup = Event()        # the writer task's: the socket was full, or no turn end flushes
         self._drained = Event()
         self._drained.set()
         self._lost = None
@@ -161,13 +174,12 @@ class Peer:
         return self
 
     # -- calling -------------------------------------------------------------
-    def _send_request(self, method, params, call):
+    def _send_request(self, call):
         with self._lock:
             if self._lost is not None:
-                raise ConnectionLost(f"{method}: {self._lost}")
-            msgid, data = self._proto.send_request(method, params)
-            call.msgid = msgid
-            self._pending[msgid] = call
+                raise ConnectionLost(f"{call.method}: {self._lost}")
+            call.msgid, data = self._proto.send_request(call.method, call.params)
+            self._pending[call.msgid] = call
             self._queue_locked(data)
 
     @types.coroutine
@@ -178,8 +190,7 @@ class Peer:
         connection drops first, ``Timeout`` after ``timeout`` seconds (the
         call is then forgotten: a late answer is dropped).
         """
-        call = _Call(self, method)
-        self._send_request(method, args, call)
+        call = _Call(self, method, args)       # sent as the caller parks (_Call.arm)
         if timeout is not None:
             return (yield from timeout_after(timeout, _wait, call))
         return (yield (PARK, call.arm, call.abort, WAITS))     # _wait inlined: this is the hot path
@@ -190,9 +201,9 @@ class Peer:
         ``error`` is None on success, else the ``RemoteError`` or
         ``ConnectionLost``. A plain function: no ``yield from``.
         """
-        call = _Call(self, method, callback)
+        call = _Call(self, method, args, callback)
         try:
-            self._send_request(method, args, call)
+            self._send_request(call)
         except ConnectionLost as e:
             callback(None, e)
 
@@ -206,24 +217,53 @@ class Peer:
     # -- sending -------------------------------------------------------------
     def _queue_locked(self, data):
         self._out += data
-        if not self._kicked:
-            self._kicked = True
-            self._wakeup.set()
+        if not self._sending:
+            self._sending = True
+            kernel = current_kernel()
+            if kernel is None or not kernel.at_turn_end(self._flush_bound):
+                self._wakeup.set()
+
+    def _flush(self):
+        """Send what this thread's turn queued, straight to the socket; past a full one the writer task goes on."""
+        send = self.sock.sock.send
+        lock = self._lock
+        while True:
+            with lock:
+                data, self._out = self._out, bytearray()
+                if not data:
+                    self._sending = False
+                    if not self._drained.is_set():      # cleared only under this lock
+                        self._drained.set()
+                    return
+            try:
+                sent = send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as e:
+                self._lose(e)
+                return
+            if sent < len(data):
+                with lock:      # the rest goes first: a TLS send must be retried with the same bytes
+                    self._out[:0] = memoryview(data)[sent:]
+                self._wakeup.set()
+                return
 
     def _write_loop(self):
+        """Send what a flush left (the socket was full) or what came from a thread without turns."""
         sock = self.sock
+        wakeup = self._wakeup
         try:
             while True:
-                yield from self._wakeup.wait()
-                with self._lock:
-                    self._wakeup.clear()
-                    self._kicked = False
-                    data, self._out = self._out, bytearray()
-                if data:
+                yield from wakeup.wait()
+                wakeup.clear()        # set again only by the next owner of _sending, after we release it
+                while True:
+                    with self._lock:
+                        data, self._out = self._out, bytearray()
+                        if not data:
+                            self._sending = False
+                            self._drained.set()
+                            break
                     yield from sock.sendall(data)
-                with self._lock:
-                    if not self._out:
-                        self._drained.set()
         except OSError as e:
             self._lose(e)
 
@@ -251,20 +291,38 @@ class Peer:
             raise
 
     def _run_requests(self, messages):
-        """Run the requests and notifications among ``messages``, pausing under back-pressure."""
+        """Run the requests and notifications among ``messages``, pausing under back-pressure.
+
+        The answers of plain methods gather in ``answers`` and are queued
+        under one lock, before the reader may wait and at the end.
+        """
         in_flight = self._in_flight
+        answers = bytearray()
         for msg in messages:
             cls = msg.__class__
             if cls is ResponseMessage:
                 continue
             msgid = msg.msgid if cls is RequestMessage else None
-            task = self._dispatch(msgid, msg.method, msg.params)
+            task = self._dispatch(msgid, msg.method, msg.params, answers)
             if task is not None:
+                answers = self._queue_answers(answers)
                 yield from in_flight.acquire()          # _serve releases it
                 yield from self._handlers.spawn(self._serve, msgid, msg.method, *task,
                                                 dispatcher=self.dispatcher, name=f"{self.name}:{msg.method}")
-            if len(self._out) > HIGH_WATER and self._backlogged():
-                yield from self._drained.wait()
+            if len(self._out) + len(answers) > HIGH_WATER:
+                answers = self._queue_answers(answers)
+                if self._backlogged():
+                    yield from self._drained.wait()
+        self._queue_answers(answers)
+
+    def _queue_answers(self, answers: bytearray) -> bytearray:
+        """Queue the gathered inline answers (if the connection still stands); returns a fresh buffer."""
+        if answers:
+            with self._lock:
+                if self._lost is None:
+                    self._queue_locked(answers)
+            return bytearray()
+        return answers
 
     def _backlogged(self) -> bool:
         """Is the output queue over HIGH_WATER? Then stop taking requests until it drains.
@@ -302,10 +360,9 @@ class Peer:
                     call.error = RemoteError(msg.error, call.method)
                 else:
                     call.result = msg.result
-                call.done = True
                 answered.append(call)
         for call in answered:
-            task = call.task        # stable now: arm stores it only while done is False
+            task = call.task        # set before the call was sent
             if task is not None:
                 if call.error is None:
                     task.wake(call.result)
@@ -322,16 +379,17 @@ class Peer:
         except Exception:
             log.exception("rpc callback for %s failed", call.method)
 
-    def _dispatch(self, msgid, name, params):
+    def _dispatch(self, msgid, name, params, answers: bytearray):
         """Run an incoming request or notification (msgid None) if its method is plain.
 
-        Returns None when done, else ``(method, params)`` for a task to run:
-        a plain function, not a generator, so an inline call costs no frame.
+        Returns None when done (a request's answer appended to ``answers``),
+        else ``(method, params)`` for a task to run: a plain function, not a
+        generator, so an inline call costs no frame.
         """
         method = self.methods.get(name)
         if method is None:
             if msgid is not None:
-                self._respond(msgid, ["NoMethodError", f"unknown method {name!r}"], None)
+                answers += _encode(self._replies.pack, msgid, ["NoMethodError", f"unknown method {name!r}"], None)
             elif name not in self._unknown and len(self._unknown) < MAX_UNKNOWN_LOGGED:
                 self._unknown.add(name)
                 log.warning("%r: notifications for unknown method %r dropped (logged once per connection)",
@@ -344,10 +402,12 @@ class Peer:
         try:
             result = method.fn(*params)
         except Exception as e:
-            self._fail(msgid, name, e)
+            error = self._error_of(msgid, name, e)
+            if error is not None:
+                answers += _encode(self._replies.pack, msgid, error, None)
         else:
             if msgid is not None:
-                self._respond(msgid, None, result)
+                answers += _encode(self._replies.pack, msgid, None, result)
         return None
 
     @types.coroutine       # so that an async def method's coroutine can be awaited here
@@ -360,28 +420,28 @@ class Peer:
             else:
                 result = yield from method.fn(*params)
         except Exception as e:
-            self._fail(msgid, name, e)
+            error = self._error_of(msgid, name, e)
+            if error is not None:
+                self._respond(msgid, error, None)
         else:
             if msgid is not None:
                 self._respond(msgid, None, result)
         finally:
             self._in_flight.release()
 
-    def _fail(self, msgid, name, exc):
+    def _error_of(self, msgid, name, exc):
+        """The error a failed request answers; a failed notification (no answer) is logged instead."""
         if msgid is None:
             log.warning("%r: notification %s failed: %r", self, name, exc)
-        else:
-            self._respond(msgid, [type(exc).__name__, str(exc)], None)
+            return None
+        return [type(exc).__name__, str(exc)]
 
     def _respond(self, msgid, error, result):
+        """Queue one answer, encoded with the connection's packer (from a handler task, on any thread)."""
         with self._lock:
             if self._lost is not None:
                 return
-            try:
-                data = self._proto.send_response(msgid, error, result)
-            except (TypeError, ValueError, OverflowError) as e:
-                data = self._proto.send_response(msgid, ["TypeError", f"result not serialisable: {e}"], None)
-            self._queue_locked(data)
+            self._queue_locked(_encode(self._proto.send_response, msgid, error, result))
 
     # -- ending --------------------------------------------------------------
     def _lose(self, exc):
@@ -391,12 +451,8 @@ class Peer:
                 return
             lost = self._lost = exc if isinstance(exc, ConnectionLost) else ConnectionLost(str(exc))
             pending, self._pending = self._pending, {}
-            # Marked done under the lock, as _answer does: a caller arming on
-            # another thread then either sees done or has stored its task
-            # before we look, never neither (which would leave it parked).
-            for call in pending.values():
+            for call in pending.values():      # each sent, so its task (if any) is set
                 call.error = ConnectionLost(f"{call.method}: {lost}")
-                call.done = True
         for call in pending.values():
             if call.task is not None:
                 call.task.wake_exc(call.error)

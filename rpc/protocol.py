@@ -364,12 +364,32 @@ class Connection:
 
     def send_response(self, msgid: int, error, result) -> bytes:
         """Encode the response to request `msgid` (`error` None on success)."""
-        if type(msgid) is not int or not 0 <= msgid <= MAX_MSGID:
-            raise ValueError(f"msgid must be an unsigned 32-bit integer, got {msgid!r}")
-        return self._packer.pack([RESPONSE, msgid, error, result])
+        return _pack_response(self._packer, msgid, error, result)
 
     def send_notification(self, method: str, params: Sequence = ()) -> bytes:
         """Encode a notification (no msgid, no response)."""
         if not isinstance(method, str):
             raise TypeError(f"method must be a str, got {type(method).__name__}")
         return self._packer.pack([NOTIFICATION, method, _as_array(params)])
+
+
+def _pack_response(packer, msgid: int, error, result) -> bytes:
+    if type(msgid) is not int or not 0 <= msgid <= MAX_MSGID:
+        raise ValueError(f"msgid must be an unsigned 32-bit integer, got {msgid!r}")
+    return packer.pack([RESPONSE, msgid, error, result])
+
+
+class ResponsePacker:
+    """Encodes responses with a packer of its own, as ``Connection.send_response`` does.
+
+    For the one task that answers a connection's inline requests: it needs
+    no share of the lock that serialises the connection's packer.
+    """
+
+    __slots__ = ("_packer",)
+
+    def __init__(self):
+        self._packer = msgpack.Packer(use_bin_type=True)
+
+    def pack(self, msgid: int, error, result) -> bytes:
+        return _pack_response(self._packer, msgid, error, result)
