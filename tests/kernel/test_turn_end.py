@@ -37,9 +37,10 @@ def test_a_worker_runs_the_call_on_its_own_thread(dispatcher):
             where.append(threading.current_thread().name)
             done.set()
 
+        registered_on = threading.current_thread().name   # after the wait it may resume on another worker
         assert current_kernel().at_turn_end(end)
         yield from done.wait()
-        return where[0], threading.current_thread().name
+        return where[0], registered_on
 
     def main():
         t = yield from spawn(on_worker, dispatcher=dispatcher)
