@@ -37,8 +37,8 @@ import logging
 import queue
 import signal
 import threading
-import types
 
+from .awaitable import coroutine
 from .current import current_kernel
 from .dispatchers import Dispatchers
 from .errors import Cancelled
@@ -191,7 +191,7 @@ class SignalReceiver:
             self._pending[signum] = None
             self._ready.set()
 
-    @types.coroutine
+    @coroutine
     def get(self):
         """The next signal's number (a trap)."""
         while True:

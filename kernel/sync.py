@@ -9,10 +9,10 @@ winner (a waker, or ``abort`` on behalf of ``Task.cancel``) is the only one
 that may resume it.
 """
 import threading
-import types
 from collections import deque
 from typing import Generic, TypeVar
 
+from .awaitable import coroutine
 from .errors import QueueClosed, QueueEmpty, QueueFull
 from .gentypes import Gen
 from .traps import PARK, PARKED
@@ -54,7 +54,7 @@ class Event:
         with self._lock:
             self._flag = False
 
-    @types.coroutine
+    @coroutine
     def wait(self) -> Gen[None]:
         """Suspend until the flag is set (at once if it is)."""
         if not self._flag:
@@ -90,7 +90,7 @@ class Semaphore:
     def value(self) -> int:
         return self._value
 
-    @types.coroutine
+    @coroutine
     def acquire(self) -> Gen[None]:
         """Take a permit, waiting (in FIFO order) while there is none."""
         with self._lock:
@@ -184,7 +184,7 @@ class Queue(Generic[T]):
         if getter is not None:
             getter.wake(item)
 
-    @types.coroutine
+    @coroutine
     def put(self, item: T) -> Gen[None]:
         """Put ``item``, waiting while the queue is full."""
         with self._lock:
@@ -235,7 +235,7 @@ class Queue(Generic[T]):
             putter.wake()
         return item
 
-    @types.coroutine
+    @coroutine
     def get(self) -> Gen[T]:
         """Take the next item, waiting while the queue is empty."""
         with self._lock:
@@ -326,7 +326,7 @@ class Future(Generic[T]):
             else:
                 t.wake_exc(exc)
 
-    @types.coroutine
+    @coroutine
     def wait(self) -> Gen[T]:
         """Suspend until done; return the value or raise the exception."""
         if not self._done:

@@ -1,9 +1,9 @@
 """Task: one coroutine and its bookkeeping."""
 import contextvars
 import threading
-import types
 from typing import Generic, TypeVar
 
+from .awaitable import coroutine
 from .errors import Cancelled
 from .gentypes import Gen
 from .traps import JOIN
@@ -117,12 +117,12 @@ class Task(Generic[T]):
         with self._lock:
             self._cancel_pending = self._cancelled = False
 
-    @types.coroutine
+    @coroutine
     def join(self) -> Gen[T]:
         """Wait for the task to end; return its result or re-raise its exception."""
         return (yield (JOIN, self, False))
 
-    @types.coroutine
+    @coroutine
     def wait_done(self) -> Gen[None]:
         """Wait for the task to end, whatever the outcome; return nothing."""
         yield (JOIN, self, True)

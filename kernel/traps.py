@@ -4,16 +4,16 @@ A trap is a tuple whose first item is one of the trap codes below; the kernel
 dispatches on it through one table, one handler per code: each handler in
 ``kernel.core`` is marked ``@_handles(CODE)``, so the table is keyed by code,
 whatever the numbers are. The functions here are the public way to yield them. They are marked
-``types.coroutine`` so ``async def`` code can ``await`` them too; generators
+``genloop.kernel.coroutine`` so ``async def`` code can ``await`` them too; generators
 use ``yield from``. A bare ``yield`` is a checkpoint (let others run).
 """
 from __future__ import annotations
 
 import functools
-import types
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from .awaitable import coroutine
 from .gentypes import Gen
 
 if TYPE_CHECKING:
@@ -40,13 +40,13 @@ assert sorted(TRAP_CODES) == list(range(len(TRAP_CODES))), "trap codes must be 0
 READ, WRITE = 0, 1
 
 
-@types.coroutine
+@coroutine
 def checkpoint() -> Gen[None]:
     """Let every other runnable task take a step; a cancellation point."""
     yield
 
 
-@types.coroutine
+@coroutine
 def sleep(seconds: float) -> Gen[None]:
     """Suspend for ``seconds`` (0 or less is a checkpoint)."""
     if seconds <= 0:
@@ -55,7 +55,7 @@ def sleep(seconds: float) -> Gen[None]:
         yield (SLEEP, seconds)
 
 
-@types.coroutine
+@coroutine
 def spawn(fn: CoroutineFunction[T], *args: Any, dispatcher: Dispatcher | None = None,
           name: str | None = None) -> Gen[Task[T]]:
     """Start ``fn(*args)`` as a new task and return its ``Task`` at once.
@@ -67,13 +67,13 @@ def spawn(fn: CoroutineFunction[T], *args: Any, dispatcher: Dispatcher | None = 
     return (yield (SPAWN, fn, args, dispatcher, name, None))
 
 
-@types.coroutine
+@coroutine
 def current_task() -> Gen[Task[Any]]:
     """The ``Task`` running this code."""
     return (yield (CURRENT,))
 
 
-@types.coroutine
+@coroutine
 def wait_readable(f: FileLike) -> Gen[None]:
     """Suspend until ``f`` (a file object or fd) is readable.
 
@@ -83,7 +83,7 @@ def wait_readable(f: FileLike) -> Gen[None]:
     yield (IO, f, READ)
 
 
-@types.coroutine
+@coroutine
 def wait_writable(f: FileLike) -> Gen[None]:
     """Suspend until ``f`` (a file object or fd) is writable (see ``wait_readable``)."""
     yield (IO, f, WRITE)
@@ -93,7 +93,7 @@ def wait_writable(f: FileLike) -> Gen[None]:
 def with_context(dispatcher: Dispatcher, fn: CoroutineFunction[T], *args: Any, **kwargs: Any) -> Gen[T]: ...
 @overload
 def with_context(dispatcher: Dispatcher, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Gen[T]: ...
-@types.coroutine
+@coroutine
 def with_context(dispatcher, fn, *args, **kwargs):
     """Run ``fn(*args, **kwargs)`` on ``dispatcher`` and return its value (Kotlin ``withContext``).
 
@@ -108,7 +108,7 @@ def with_context(dispatcher, fn, *args, **kwargs):
     return (yield (CALL, dispatcher, fn, args, None))
 
 
-@types.coroutine
+@coroutine
 def timeout_after(seconds: float, fn: CoroutineFunction[T], *args: Any, **kwargs: Any) -> Gen[T]:
     """Run generator function ``fn(*args, **kwargs)``; past ``seconds``, cancel it and raise ``Timeout``."""
     if kwargs:
@@ -116,13 +116,13 @@ def timeout_after(seconds: float, fn: CoroutineFunction[T], *args: Any, **kwargs
     return (yield (CALL, None, fn, args, seconds))
 
 
-@types.coroutine
+@coroutine
 def switch_to(dispatcher: Dispatcher) -> Gen[None]:
     """Move the current task to ``dispatcher`` for good."""
     yield (SWITCH, dispatcher)
 
 
-@types.coroutine
+@coroutine
 def park(arm: Callable[[Task[Any]], Any], abort: Callable[[Task[Any]], bool],
          what: str | None = None) -> Gen[Any]:
     """The one way a primitive suspends a task (trio's wait_task_rescheduled).

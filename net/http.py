@@ -39,12 +39,11 @@ and two sweeps after it.
 import logging
 import socket as _socket
 import threading
-import types
 from types import CoroutineType, GeneratorType
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
-from genloop.kernel import current_kernel, current_task, sleep
+from genloop.kernel import coroutine, current_kernel, current_task, sleep
 from genloop.kernel.gentypes import Gen
 
 from .http_wire import Headers, Request, Response, connection_field, encode, error_response, head
@@ -325,7 +324,7 @@ class HttpService:
                 self._live.discard(conn)
 
     # -- the connection loop -------------------------------------------------
-    @types.coroutine       # an async def app's coroutine is awaited here
+    @coroutine       # an async def app's coroutine is awaited here
     def _serve(self, socket, conn):
         """Read, parse and answer until the connection ends; the hot path, so names are local."""
         sock = socket.sock
@@ -411,7 +410,7 @@ class HttpService:
                 return b""
         return rest
 
-    @types.coroutine       # it awaits an async def app's coroutine
+    @coroutine       # it awaits an async def app's coroutine
     def _answer(self, socket, conn):
         """Answer the parsed requests in order, queueing their bytes; False once the connection must end.
 
@@ -563,7 +562,7 @@ def _consume(out: list, sent: int) -> None:
         out[0] = memoryview(out[0])[sent:]
 
 
-@types.coroutine
+@coroutine
 def serve_http(app, host: str = "127.0.0.1", port: int = 0, *, path: str | None = None, ssl=None,
                ssl_handshake_timeout: float | None = HANDSHAKE_TIMEOUT, dispatcher=None,
                backlog: int = DEFAULT_BACKLOG, max_connections: int | None = None,

@@ -3,14 +3,13 @@
 Every call tries the system call first and waits on the poller only on
 ``BlockingIOError``, so a busy connection never touches epoll. The wait traps
 are built once per socket and reused. Every suspending method is a
-``types.coroutine``: use it with ``yield from`` or ``await``.
+``genloop.kernel.coroutine``: use it with ``yield from`` or ``await``.
 """
 import errno
 import socket as _socket
-import types
 from typing import Any
 
-from genloop.kernel import current_kernel
+from genloop.kernel import coroutine, current_kernel
 from genloop.kernel.gentypes import Gen
 from genloop.kernel.traps import IO, READ, WRITE
 
@@ -37,7 +36,7 @@ class Socket:
     def __repr__(self):
         return f"<Socket fd={self.sock.fileno()}>"
 
-    @types.coroutine
+    @coroutine
     def accept(self) -> Gen[tuple[_socket.socket, Any]]:
         """Wait for a connection; returns ``(Socket, address)``."""
         while True:
@@ -48,7 +47,7 @@ class Socket:
             else:
                 return Socket(conn), addr
 
-    @types.coroutine
+    @coroutine
     def connect(self, address: Any) -> Gen[None]:
         """Connect, waiting for the handshake without blocking the thread."""
         err = self.sock.connect_ex(address)
@@ -58,7 +57,7 @@ class Socket:
         if err:
             raise OSError(err, f"connect to {address}: {errno.errorcode.get(err, err)}")
 
-    @types.coroutine
+    @coroutine
     def recv(self, n: int) -> Gen[bytes]:
         """Up to ``n`` bytes; ``b""`` at end of stream."""
         while True:
@@ -67,7 +66,7 @@ class Socket:
             except BlockingIOError:
                 yield self._wait_read
 
-    @types.coroutine
+    @coroutine
     def recv_into(self, buffer: bytearray | memoryview, n: int = 0) -> Gen[int]:
         while True:
             try:
@@ -75,7 +74,7 @@ class Socket:
             except BlockingIOError:
                 yield self._wait_read
 
-    @types.coroutine
+    @coroutine
     def send(self, data: bytes | bytearray | memoryview) -> Gen[int]:
         """Send some of ``data``; returns how many bytes went."""
         while True:
@@ -84,7 +83,7 @@ class Socket:
             except BlockingIOError:
                 yield self._wait_write
 
-    @types.coroutine
+    @coroutine
     def sendall(self, data: bytes | bytearray | memoryview) -> Gen[None]:
         """Send all of ``data``, waiting whenever the kernel's buffer is full."""
         sock = self.sock
@@ -101,7 +100,7 @@ class Socket:
             except BlockingIOError:
                 yield self._wait_write
 
-    @types.coroutine
+    @coroutine
     def recvfrom(self, n: int) -> Gen[tuple[bytes, Any]]:
         """One datagram of up to ``n`` bytes and its sender: ``(data, address)``."""
         while True:
@@ -110,7 +109,7 @@ class Socket:
             except BlockingIOError:
                 yield self._wait_read
 
-    @types.coroutine
+    @coroutine
     def sendto(self, data: bytes | bytearray | memoryview, address: Any) -> Gen[int]:
         """Send one datagram to ``address``, waiting while the socket's buffer is full."""
         while True:

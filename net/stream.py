@@ -1,9 +1,9 @@
 """Stream: buffered reads and writes over a ``Socket``, with size limits.
 
-Every suspending method is a ``types.coroutine``: ``yield from`` or ``await`` it.
+Every suspending method wears ``genloop.kernel.coroutine``: ``yield from`` or ``await`` it.
 """
-import types
 
+from genloop.kernel import coroutine
 from genloop.kernel.gentypes import Gen
 
 from .socket import Socket
@@ -72,7 +72,7 @@ class Stream:
         del buf[:n]
         return data
 
-    @types.coroutine
+    @coroutine
     def read(self, n: int = -1) -> Gen[bytes]:
         """Up to ``n`` bytes (at least one unless at EOF, then ``b""``); ``n=-1``: until EOF."""
         if n < 0:
@@ -85,7 +85,7 @@ class Stream:
             yield from self._fill()
         return self._take(min(n, len(self._buf)))
 
-    @types.coroutine
+    @coroutine
     def readexactly(self, n: int) -> Gen[bytes]:
         """Exactly ``n`` bytes, or ``IncompleteRead`` carrying what arrived."""
         if n > self.limit:
@@ -95,7 +95,7 @@ class Stream:
                 raise IncompleteRead(self._take(len(self._buf)), n)
         return self._take(n)
 
-    @types.coroutine
+    @coroutine
     def readuntil(self, separator: bytes = b"\n") -> Gen[bytes]:
         """Bytes up to and including ``separator``; ``IncompleteRead`` at EOF first."""
         buf = self._buf
@@ -111,7 +111,7 @@ class Stream:
             if self._eof or not (yield from self._fill()):
                 raise IncompleteRead(self._take(len(buf)), separator)
 
-    @types.coroutine
+    @coroutine
     def readline(self) -> Gen[bytes]:
         """One line including ``\\n``; at EOF the partial last line (``b""`` when none)."""
         try:
@@ -119,7 +119,7 @@ class Stream:
         except IncompleteRead as e:
             return e.partial
 
-    @types.coroutine
+    @coroutine
     def write_all(self, data: bytes | bytearray | memoryview) -> Gen[None]:
         """Send all of ``data`` (waits while the peer is slow to read)."""
         yield from self.socket.sendall(data)

@@ -10,7 +10,6 @@ import socket as _socket
 import stat
 import threading
 import time
-import types
 
 from genloop.kernel import (
     Cancelled,
@@ -18,6 +17,7 @@ from genloop.kernel import (
     Event,
     Semaphore,
     TaskGroup,
+    coroutine,
     current_kernel,
     current_task,
     sleep,
@@ -56,7 +56,7 @@ def _tune(sock: _socket.socket) -> None:
         sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)   # as asyncio does
 
 
-@types.coroutine
+@coroutine
 def open_connection(host: str | None = None, port: int | None = None, *, path: str | None = None,
                     ssl=None, server_hostname: str | None = None,
                     ssl_handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
@@ -75,7 +75,7 @@ def open_connection(host: str | None = None, port: int | None = None, *, path: s
     return (yield from _connect(host, port, path, ssl, server_hostname, ssl_handshake_timeout, limit))
 
 
-@types.coroutine
+@coroutine
 def _connect(host, port, path, ssl, server_hostname, handshake_timeout, limit):
     if path is not None:
         sock = Socket(_socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM))
@@ -282,7 +282,7 @@ class Server:
                     log.debug("%r: %s idle for over %s s; closing it", self, task.name, timeout)
                     task.cancel()
 
-    @types.coroutine      # so that an ``async def`` handler's coroutine can be awaited here
+    @coroutine      # so that an ``async def`` handler's coroutine can be awaited here
     def _handle(self, conn, addr):
         sock = Socket(conn) if self.ssl is None else None
         watched = self.idle_timeout is not None
@@ -315,7 +315,7 @@ class Server:
             if self._slots is not None:
                 self._slots.release()
 
-    @types.coroutine
+    @coroutine
     def start(self) -> Gen["Server"]:
         """Start accepting (``serve_tcp`` does this); a trap returning the server."""
         where = f":{self.port}" if self.port is not None else str(self.address)
@@ -328,7 +328,7 @@ class Server:
     def _graceful_stop(self):
         yield from (self.graceful or self.shutdown)(self.stop_grace)
 
-    @types.coroutine
+    @coroutine
     def start_service(self, fn, *args, name=None):
         """Run ``fn(*args)`` as a task that lives as long as the listener: ``close`` cancels it.
 
@@ -351,7 +351,7 @@ class Server:
             os.unlink(self.address)
         self._closed.set()
 
-    @types.coroutine
+    @coroutine
     def serve_forever(self) -> Gen[None]:
         """Wait until the server is closed (and, if it is shutting down, until that is done).
 
@@ -365,7 +365,7 @@ class Server:
             yield from self.shutdown(0)
             raise
 
-    @types.coroutine
+    @coroutine
     def shutdown(self, grace: float = 0.0, *, drain=None) -> Gen[None]:
         """Stop accepting, give connections ``grace`` seconds to finish, then cancel them.
 
@@ -402,7 +402,7 @@ def _file_id(path):
     return st.st_dev, st.st_ino
 
 
-@types.coroutine
+@coroutine
 def serve_tcp(handler, host: str = "127.0.0.1", port: int = 0, *, path: str | None = None, ssl=None,
               ssl_handshake_timeout: float | None = HANDSHAKE_TIMEOUT, dispatcher=None,
               backlog: int = DEFAULT_BACKLOG, max_connections: int | None = None,

@@ -19,9 +19,8 @@ import errno
 import socket as _socket
 import ssl
 import threading
-import types
 
-from genloop.kernel import timeout_after
+from genloop.kernel import coroutine, timeout_after
 
 from .socket import Socket
 
@@ -180,7 +179,7 @@ class TLSTransport:
             pass                # full or broken: the next send waits for room, or reports it
 
     # -- the handshake and the end ------------------------------------------
-    @types.coroutine
+    @coroutine
     def handshake(self, waits: Socket):
         """Run the handshake, waiting through ``waits`` (the ``Socket`` over this transport)."""
         obj = self.ssl_object
@@ -232,7 +231,7 @@ class TLSTransport:
         self.raw.close()
 
 
-@types.coroutine
+@coroutine
 def start_tls(sock, context: ssl.SSLContext, *, server_side: bool = False, server_hostname: str | None = None,
               timeout: float | None = HANDSHAKE_TIMEOUT) -> Socket:
     """TLS on the connected ``sock`` (a ``Socket`` or ``socket.socket``): a trap.

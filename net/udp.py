@@ -6,10 +6,9 @@ give (or no room to take one). UDP loses, reorders and duplicates what it
 carries; nothing here hides that.
 """
 import socket as _socket
-import types
 from typing import Any
 
-from genloop.kernel import Dispatchers, with_context
+from genloop.kernel import Dispatchers, coroutine, with_context
 from genloop.kernel.gentypes import Gen
 
 from .socket import Socket
@@ -36,22 +35,22 @@ class DatagramEndpoint:
     def __repr__(self):
         return f"<DatagramEndpoint {self.address[0]}:{self.port}>"
 
-    @types.coroutine
+    @coroutine
     def recvfrom(self, n: int = MAX_DATAGRAM) -> Gen[tuple[bytes, Any]]:
         """The next datagram (up to ``n`` bytes; the rest of a longer one is lost) and its sender."""
         return (yield from self.socket.recvfrom(n))
 
-    @types.coroutine
+    @coroutine
     def recv(self, n: int = MAX_DATAGRAM) -> Gen[bytes]:
         """The next datagram's bytes (from ``remote`` when connected)."""
         return (yield from self.socket.recv(n))
 
-    @types.coroutine
+    @coroutine
     def sendto(self, data: bytes, address: Any) -> Gen[int]:
         """Send ``data`` as one datagram to ``address``."""
         return (yield from self.socket.sendto(data, address))
 
-    @types.coroutine
+    @coroutine
     def send(self, data: bytes) -> Gen[int]:
         """Send ``data`` as one datagram to ``remote``."""
         if self.remote is None:
@@ -66,7 +65,7 @@ class DatagramEndpoint:
         return self.socket.closed
 
 
-@types.coroutine
+@coroutine
 def open_datagram(host: str = "127.0.0.1", port: int = 0, *, remote=None, reuse_port: bool = False,
                   broadcast: bool = False) -> Gen["DatagramEndpoint"]:
     """A UDP endpoint bound to ``host:port`` (port 0 picks one); a trap.

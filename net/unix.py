@@ -4,16 +4,16 @@ Every stream entry point takes ``path=`` instead of ``host``/``port``
 (``serve_http``, ``rpc.Server.start``, ``rpc.connect`` too); these two are
 the names asyncio users look for.
 """
-import types
 from typing import Any
 
+from genloop.kernel import coroutine
 from genloop.kernel.gentypes import Gen
 
 from .stream import Stream
 from .tcp import Server, open_connection, serve_tcp
 
 
-@types.coroutine
+@coroutine
 def serve_unix(handler: Any, path: str, **options: Any) -> Gen[Server]:
     """``serve_tcp(handler, path=path, **options)``: serve on the Unix socket ``path`` (a trap).
 
@@ -23,7 +23,7 @@ def serve_unix(handler: Any, path: str, **options: Any) -> Gen[Server]:
     return (yield from serve_tcp(handler, path=path, **options))
 
 
-@types.coroutine
+@coroutine
 def open_unix_connection(path: str, **options: Any) -> Gen[Stream]:
     """``open_connection(path=path, **options)``: a ``Stream`` to the Unix socket ``path`` (a trap)."""
     return (yield from open_connection(path=path, **options))

@@ -1,10 +1,9 @@
 """Clients: ``connect`` (coroutines) and ``BlockingClient`` (plain threads)."""
 import socket
 import threading
-import types
 from typing import Any
 
-from genloop.kernel import Dispatcher, Gen
+from genloop.kernel import Dispatcher, Gen, coroutine
 from genloop.net import open_connection
 from genloop.net.stream import READ_SIZE
 from genloop.net.tls import HANDSHAKE_TIMEOUT
@@ -23,7 +22,7 @@ class Client(Peer):
     """
 
 
-@types.coroutine
+@coroutine
 def connect(host: str | None = None, port: int | None = None, *, path: str | None = None,
             timeout: float | None = None, methods: Registry | None = None, dispatcher: Dispatcher | None = None,
             ssl: Any = None, server_hostname: str | None = None,

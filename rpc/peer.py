@@ -10,9 +10,8 @@ did not take (and everything queued from a thread that runs no turns).
 """
 import logging
 import threading
-import types
 
-from genloop.kernel import Cancelled, Dispatchers, Event, Semaphore, TaskGroup, spawn, timeout_after, with_context
+from genloop.kernel import Cancelled, Dispatchers, Event, Semaphore, TaskGroup, coroutine, spawn, timeout_after, with_context
 from genloop.kernel.current import current_kernel
 from genloop.kernel.traps import PARK, PARKED
 from genloop.net import Stream
@@ -116,7 +115,7 @@ def _encode(pack, msgid, error, result) -> bytes:
 WAITS = "waits for an rpc answer"
 
 
-@types.coroutine
+@coroutine
 def _wait(call):
     """Wait for ``call``'s answer (a generator, for ``timeout_after``)."""
     return (yield (PARK, call.arm, call.abort, WAITS))
@@ -166,7 +165,7 @@ class Peer:
     def __repr__(self):
         return f"<Peer {self.name} {self.stream.peer}>"
 
-    @types.coroutine
+    @coroutine
     def start(self):
         """Start the reader and writer tasks (a trap)."""
         self._reader = yield from spawn(self._read_loop, name=f"{self.name}-reader")
@@ -182,7 +181,7 @@ class Peer:
             self._pending[call.msgid] = call
             self._queue_locked(data)
 
-    @types.coroutine
+    @coroutine
     def call(self, method: str, *args, timeout: float | None = None):
         """Call ``method(*args)`` on the peer and return its result (a trap).
 
@@ -410,7 +409,7 @@ class Peer:
                 answers += _encode(self._replies.pack, msgid, None, result)
         return None
 
-    @types.coroutine       # so that an async def method's coroutine can be awaited here
+    @coroutine       # so that an async def method's coroutine can be awaited here
     def _serve(self, msgid, name, method, params):
         try:
             if self._lost is not None:
@@ -471,12 +470,12 @@ class Peer:
         """Close the connection; calls in flight fail with ``ConnectionLost``."""
         self._lose(ConnectionLost("the connection was closed"))
 
-    @types.coroutine
+    @coroutine
     def wait_closed(self):
         """Wait until the connection is closed (a trap)."""
         yield from self.closed.wait()
 
-    @types.coroutine
+    @coroutine
     def drain(self):
         """Wait until no request is being served and every answer has gone out (a graceful stop).
 

@@ -11,12 +11,11 @@ is back. ``ReconnectingClient`` serves coroutines (and callbacks);
 import logging
 import threading
 import time
-import types
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from genloop.kernel import Cancelled, Gen, sleep, spawn
+from genloop.kernel import Cancelled, Gen, coroutine, sleep, spawn
 
 from .client import BlockingClient, connect
 from .errors import ConnectionLost, RemoteError
@@ -73,7 +72,7 @@ class ReconnectingClient:
         state = "connected" if self.peer is not None else "disconnected"
         return f"<ReconnectingClient {self.host}:{self.port} {state}>"
 
-    @types.coroutine
+    @coroutine
     def start(self) -> Gen["ReconnectingClient"]:
         """Try to connect once, then keep the connection up in the background (a trap)."""
         yield from self._attempt()

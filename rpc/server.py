@@ -1,10 +1,9 @@
 """The msgpack-rpc server: methods in a ``Registry``, one ``Peer`` per connection."""
-import types
 from collections.abc import Callable
 from typing import Any
 
 from genloop import net
-from genloop.kernel import Dispatcher, Gen, gather
+from genloop.kernel import Dispatcher, Gen, coroutine, gather
 from genloop.kernel.signals import STOP_GRACE
 
 from .peer import MAX_IN_FLIGHT, Peer, Registry
@@ -48,7 +47,7 @@ class Server:
             self.peers.discard(peer)
             peer.close()
 
-    @types.coroutine
+    @coroutine
     def start(self, host: str = "127.0.0.1", port: int = 0, **tcp_options: Any) -> Gen[net.Server]:
         """Listen and start serving (a trap); returns the ``net.Server`` (``.port``).
 
@@ -60,13 +59,13 @@ class Server:
         self.tcp.graceful = self.shutdown        # a graceful stop drains the calls, not just the sockets
         return self.tcp
 
-    @types.coroutine
+    @coroutine
     def serve(self, host: str = "127.0.0.1", port: int = 0, **tcp_options: Any) -> Gen[None]:
         """Start, then serve until cancelled or stopped."""
         server = yield from self.start(host, port, **tcp_options)
         yield from server.serve_forever()
 
-    @types.coroutine
+    @coroutine
     def shutdown(self, grace: float = 0.0) -> Gen[None]:
         """Stop accepting; let calls in flight finish and be answered for up to ``grace`` seconds,
         then close every connection."""
