@@ -217,14 +217,16 @@ class Kernel:
                 ins.task_woken(task, waker)
         task._pool.push(task)
 
-    def step(self, task):
-        """Run ``task`` until it parks, re-queues itself or ends.
+    def step(self, task) -> bool:
+        """Run ``task`` until it parks, re-queues itself or ends; True if it asks to be re-queued.
 
         Traps that can be answered at once (spawn, join of a finished task,
         current_task...) are answered inside this loop without a trip through
         the run queue; a handler answers ``_SUSPEND`` once the task is parked,
         after which this thread must not touch the task: a waker on another
-        thread may already be stepping it.
+        thread may already be stepping it. A checkpoint returns True and the
+        driver puts the task back on its own queue: the driver knows which
+        thread it is on, so that push needs no thread check and no lock.
         """
         value = task._value
         exc = thrown = task._exc
@@ -242,6 +244,7 @@ class Kernel:
         send = _gen_send if type(coro) is GeneratorType else type(coro).send   # unbound: no method object
         handlers = self._handlers
         trap = None
+        again = False
         try:
             while True:
                 if exc is None:
@@ -254,7 +257,7 @@ class Kernel:
                         exc = self._take_cancel(task)
                         if exc is not None:
                             continue
-                    task._pool.push(task)
+                    again = True
                     break
                 try:
                     handler = handlers[trap[0]]
@@ -283,6 +286,7 @@ class Kernel:
             self.tls.task = None
             for ins in instruments:
                 ins.after_step(task, trap)
+        return again
 
     def interrupt(self, exc):
         """A ``KeyboardInterrupt``/``SystemExit`` raised off Main: make ``run`` stop with it."""

@@ -144,16 +144,9 @@ class ThreadPool:
         self.workers = []
         self.pushes = 0
         self._batches = []      # every live worker's _Worker (under cond)
-        # .current: the task this worker is stepping; .out: where that task's
-        # own re-queue waits until the batch ends (other pushes go out at once).
-        self.local = threading.local()
 
     def push(self, task):
         task.state = READY
-        local = self.local
-        if getattr(local, "current", None) is task:
-            local.out.append(task)
-            return
         with self.cond:
             self.pushes += 1
             self.queue.append(task)
@@ -178,8 +171,7 @@ class ThreadPool:
         set_current_kernel(kernel)
         cond, queue = self.cond, self.queue
         keepalive = IO_KEEPALIVE if self.elastic else None
-        local = self.local
-        local.out = out = me.out
+        out = me.out     # the batch's checkpoints wait here until it ends (other pushes go out at once)
         kernel.tls.after_turn = after_turn = deque()    # this thread's at_turn_end calls: no lock
         batch = me.batch
         take, pop = batch.popleft, queue.popleft
@@ -212,15 +204,21 @@ class ThreadPool:
                 except IndexError:      # the batch is done (or a thief took the rest)
                     break
                 home = task._pool
-                local.current = task
                 try:
-                    step(task)
+                    again = step(task)
                 except (KeyboardInterrupt, SystemExit) as e:
                     kernel.interrupt(e)      # Main stops run(); this worker goes on
+                    again = False
+                if again:                    # a checkpoint: it waits for the end of the batch
+                    if home is self:
+                        task.state = READY
+                        out.append(task)
+                    else:                    # a view's slot, or Unconfined
+                        home.push(task)
                 if home.limited:
                     home.release()
             # Drop the last task: an idle worker must not keep it (and its dispatcher) alive.
-            local.current = task = home = None
+            task = home = None
             if after_turn:
                 end_turn(after_turn)
             if out:

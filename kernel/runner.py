@@ -25,6 +25,7 @@ from .dispatchers import Dispatchers
 from .monitor import start_monitor
 from .pools import MainPool, ThreadPool
 from .runqueue import LimitedPool, end_turn
+from .task import READY
 from .signals import install as install_signals
 from .watchdog import Watchdog
 
@@ -97,7 +98,7 @@ def loop(kernel, finished, watchdog=None):
     """Turn the Main loop until ``finished()``: step ready tasks, poll, fire timers."""
     pool = kernel.main_pool
     queue = pool.queue
-    popleft = queue.popleft
+    popleft, append = queue.popleft, queue.append
     step = kernel.step
     clock = kernel.clock
     poller = kernel.poller
@@ -109,7 +110,12 @@ def loop(kernel, finished, watchdog=None):
             task = popleft()
             if watchdog is not None:
                 watchdog.current = task
-            step(task)
+            if step(task):                # a checkpoint: back to the end of the queue
+                if task._pool is pool:
+                    task.state = READY
+                    append(task)
+                else:                     # Unconfined, or a view over Main
+                    task._pool.push(task)
         if watchdog is not None:
             watchdog.current = None
         if after_turn:

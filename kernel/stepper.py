@@ -411,7 +411,8 @@ class Stepper:
         if worker != "Main":
             thread.name = f"genloop-{worker}"
         try:
-            kernel.step(task)
+            if kernel.step(task):       # a checkpoint
+                home.push(task)
         finally:
             thread.name = own_name
             set_current_kernel(None)
