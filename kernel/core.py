@@ -301,39 +301,51 @@ class Kernel:
 
     def _take_cancel(self, task):
         """Consume a pending cancel; returns the ``Cancelled`` to throw, or None."""
+        if task._pool is self.main_pool:     # Main's own: no other thread touches it (see Task)
+            return self._took_cancel(task)
         with task._lock:
-            if not task._cancel_pending:
-                return None
-            task._cancel_pending = False
-            task._cancelled = True
+            return self._took_cancel(task)
+
+    @staticmethod
+    def _took_cancel(task):
+        if not task._cancel_pending:
+            return None
+        task._cancel_pending = False
+        task._cancelled = True
         return Cancelled()
 
     def park(self, task, trap, arm, abort):
         """Suspend ``task`` in a wait structure; a pending cancel is delivered instead.
 
         ``arm(task)`` records the task (or returns a value to resume at once);
-        ``abort(task)`` undoes it. See ``traps.park`` for the protocol.
+        ``abort(task)`` undoes it. See ``traps.park`` for the protocol. A task
+        on Main parks without a lock: its wait state is Main's alone (see Task).
         """
+        if task._pool is self.main_pool:
+            return self._park(task, trap, arm, abort)
         with task._lock:
-            if task._cancel_pending:
-                task._cancel_pending = False
-                task._cancelled = True
-                raise Cancelled()
-            task.state = WAITING
-            task.trap = trap
-            task.since = self.clock.now()    # the monitor's "waiting for how long"
-            task._abort = abort
-            try:
-                got = arm(task)
-            except BaseException:
-                task._abort = None
-                task.state = RUNNING
-                raise
-            if got is PARKED:
-                return _SUSPEND
+            return self._park(task, trap, arm, abort)
+
+    def _park(self, task, trap, arm, abort):
+        if task._cancel_pending:
+            task._cancel_pending = False
+            task._cancelled = True
+            raise Cancelled()
+        task.state = WAITING
+        task.trap = trap
+        task.since = self.clock.now()    # the monitor's "waiting for how long"
+        task._abort = abort
+        try:
+            got = arm(task)
+        except BaseException:
             task._abort = None
             task.state = RUNNING
-            return got
+            raise
+        if got is PARKED:
+            return _SUSPEND
+        task._abort = None
+        task.state = RUNNING
+        return got
 
     def _finish(self, task, result, exc):
         if exc is None and task._cancelled:
@@ -454,11 +466,15 @@ class Kernel:
     @_handles(SWITCH)
     def _trap_switch(self, task, trap):
         dispatcher = trap[1]
-        task._pool = self.pool_for(dispatcher)
-        task.dispatcher = dispatcher
-        if task._cancel_pending:
-            raise self._take_cancel(task) or Cancelled()
-        task._pool.push(task)
+        pool = self.pool_for(dispatcher)
+        with task._lock:                 # orders the move against a cancel from another thread
+            cancelled = self._took_cancel(task)
+            if cancelled is None:        # a cancelled task stays where it is: the move did not happen
+                task._pool = pool
+                task.dispatcher = dispatcher
+        if cancelled is not None:
+            raise cancelled
+        pool.push(task)
         return _SUSPEND
 
     @_handles(CALL)
@@ -487,6 +503,12 @@ class Kernel:
             if timer is not None:
                 self.timers.remove(timer)
             exc = done.exception
+            # The one read of a parked caller's wait state off its own thread
+            # (the child's end may run anywhere). It is safe without the
+            # caller's lock: while the caller is parked here, only a cancel
+            # sets _cancel_pending and only this waker clears it; a cancel
+            # that lands after this read stays pending and is delivered at the
+            # caller's next suspension, as a cancel after any wake-up is.
             if task._cancel_pending:      # the caller was cancelled: that wins
                 exc = self._take_cancel(task) or exc
             elif expired and isinstance(exc, Cancelled):

@@ -4,12 +4,15 @@ The scheduler core only ever calls ``pool.push(task)``; these classes decide
 which thread steps it. They and the stepper's simulated pools share one face,
 ``kernel.runqueue.RunQueue``.
 """
+import logging
 import threading
 from collections import deque
 
 from .current import set_current_kernel
 from .runqueue import end_turn
 from .task import READY
+
+log = logging.getLogger("genloop")
 
 #: Tasks a worker takes from the shared queue per lock acquisition. Tasks it
 #: re-queues meanwhile wait in a private list until the batch ends, so a busy
@@ -31,7 +34,10 @@ class MainPool:
 
     The Main thread appends to ``queue`` without a lock (it is the only thread
     that touches it); other threads go through ``inbox`` under ``lock`` and
-    wake the poller if Main is asleep in it.
+    wake the poller if Main is asleep in it. The state that Main owns (the
+    wait state of its tasks) is handed over the same way: another thread
+    asks Main to act on it with ``call_soon`` (asyncio's
+    ``call_soon_threadsafe``).
     """
 
     kind = "main"
@@ -40,6 +46,7 @@ class MainPool:
     def __init__(self, poller, ident):
         self.queue = deque()
         self.inbox = deque()
+        self.calls = deque()          # call_soon's functions, under lock like inbox
         self.after_turn = deque()     # Kernel.at_turn_end's calls: Main's thread only, no lock
         self.lock = threading.Lock()
         self.sleeping = False
@@ -61,6 +68,19 @@ class MainPool:
                     self.sleeping = False
                     self.poller.wake_main()
 
+    def on_own_thread(self, get_ident=threading.get_ident) -> bool:
+        """Is the caller Main, the thread that owns this queue's tasks?"""
+        return get_ident() == self.ident
+
+    def call_soon(self, fn) -> None:
+        """Have Main call ``fn()`` at its next turn (from any thread)."""
+        with self.lock:
+            self.pushes += 1
+            self.calls.append(fn)
+            if self.sleeping:
+                self.sleeping = False
+                self.poller.wake_main()
+
     def poke(self):
         """Make Main look again at timers and pools (from any thread)."""
         with self.lock:
@@ -69,26 +89,33 @@ class MainPool:
                 self.poller.wake_main()
 
     def drain_inbox(self):
+        """Take what other threads handed over: queue their tasks, run their calls (on Main)."""
         with self.lock:
             self.queue.extend(self.inbox)
             self.inbox.clear()
+            calls, self.calls = self.calls, deque()
+        while calls:
+            fn = calls.popleft()
+            try:
+                fn()
+            except Exception:
+                log.exception("call_soon function %r failed", fn)
 
     def try_sleep(self) -> bool:
         """Announce that Main is about to block; False if work arrived meanwhile."""
         with self.lock:
-            if self.inbox:
-                self.queue.extend(self.inbox)
-                self.inbox.clear()
-                return False
-            self.sleeping = True
-            return True
+            if not self.inbox and not self.calls:
+                self.sleeping = True
+                return True
+        self.drain_inbox()
+        return False
 
     def woke(self):
         with self.lock:
             self.sleeping = False
 
     def idle(self) -> bool:
-        return not self.queue and not self.inbox
+        return not self.queue and not self.inbox and not self.calls
 
     def snapshot(self):
         with self.lock:

@@ -122,7 +122,7 @@ def loop(kernel, finished, watchdog=None):
             end_turn(after_turn)
         if finished():
             return
-        if pool.inbox:
+        if pool.inbox or pool.calls:
             pool.drain_inbox()
         if queue:
             if poller.waiting or timers.count:

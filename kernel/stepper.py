@@ -51,6 +51,10 @@ class SimPool:
     def poke(self):
         """Nothing sleeps in a simulation."""
 
+    def on_own_thread(self) -> bool:
+        """One thread steps every simulated worker: the caller is always "Main"."""
+        return True
+
     def idle(self):
         return not self.queue
 

@@ -22,9 +22,14 @@ class Task(Generic[T]):
     At any instant a task is in exactly one place: a run queue (READY or NEW),
     a wait structure (WAITING), or being stepped by one thread (RUNNING).
 
-    ``_lock`` guards the wait state (``_abort``, ``_cancel_pending``) against a
-    concurrent ``cancel()``; it is always taken first, before any structure's
-    own lock, so the kernel's locks never form a cycle.
+    The wait state (``_abort``, ``_cancel_pending``, ``_cancelled``) of a
+    task on Main is Main's alone: only the Main thread reads or writes it, so
+    it needs no lock, and ``cancel()`` from another thread hands the work to
+    Main (``MainPool.call_soon``). A task on any other pool may be cancelled
+    from any thread while a worker parks it: there ``_lock`` guards that
+    state; it is always taken first, before any structure's own lock, so the
+    kernel's locks never form a cycle. A task changes pools only under
+    ``_lock`` (``switch_to``), which orders a cancel against the move.
 
     The fields come in two groups. The public ones (``id``, ``name``,
     ``state``, ``dispatcher``, ``parent``, ``done``, ``result``,
@@ -101,16 +106,27 @@ class Task(Generic[T]):
         rule), so a task that caught ``Cancelled`` and waits in its cleanup
         can still be stopped.
         """
-        with self._lock:
-            if self.done or self._cancel_pending:
-                return
-            abort = self._abort
-            if abort is not None and abort(self):
-                self._abort = None
-                self._cancelled = True
-                self.kernel.wake(self, None, Cancelled())
-            else:
-                self._cancel_pending = True
+        main = self.kernel.main_pool
+        if self._pool is not main:
+            with self._lock:
+                if self._pool is not main:     # still: a move to Main takes this lock
+                    return self._cancel_owned()
+        if main.on_own_thread():
+            self._cancel_owned()
+        else:
+            main.call_soon(self.cancel)        # Main owns its wait state; this runs again there
+
+    def _cancel_owned(self):
+        """``cancel`` by the thread that may touch the wait state now (Main's, or under ``_lock``)."""
+        if self.done or self._cancel_pending:
+            return
+        abort = self._abort
+        if abort is not None and abort(self):
+            self._abort = None
+            self._cancelled = True
+            self.kernel.wake(self, None, Cancelled())
+        else:
+            self._cancel_pending = True
 
     def _uncancel(self) -> None:
         """Take back a cancellation the kernel gave for its own reasons (a TaskGroup's, once reported)."""
