@@ -70,6 +70,24 @@ def _checked(coro, fn):
 OVERRUN_REPORTED = 0.01
 
 
+def _add_watcher(task, callback) -> bool:
+    if task.done:
+        return False
+    if task._watchers is None:
+        task._watchers = [callback]
+    else:
+        task._watchers.append(callback)
+    return True
+
+
+def _remove_watcher(task, callback) -> bool:
+    try:
+        task._watchers.remove(callback)
+    except (AttributeError, ValueError):
+        return False
+    return True
+
+
 def _timeout_message(name, seconds, took):
     """``Timeout``'s text; if the work ended well after the deadline, how long it really took."""
     text = f"{name} timed out after {seconds} s"
@@ -93,7 +111,7 @@ class Kernel:
         self.timers = Timers()
         self.poller = Poller()
         self.tls = threading.local()
-        self.lock = threading.Lock()        # the task table and every task's watchers
+        self.lock = threading.Lock()        # the pools, and the watchers of tasks off Main (see watch)
         self.tasks = {}
         self._ids = itertools.count(1)
         self._make_pool = make_pool
@@ -195,9 +213,10 @@ class Kernel:
         pool = self.pools.get(dispatcher) or self.pool_for(dispatcher)
         task = Task(self, coro, name, dispatcher, pool, parent)
         task._group = group
-        with self.lock:
-            task.id = next(self._ids)
-            self.tasks[task.id] = task
+        # Two single operations that CPython makes atomic (itertools.count and
+        # dict are thread-safe, on free-threaded builds too): no lock.
+        task.id = next(self._ids)
+        self.tasks[task.id] = task
         if group is not None:
             group._adopt(task)
         if self.instruments:
@@ -353,13 +372,11 @@ class Kernel:
         if task._owns is not None:
             for group in task._owns:
                 exc = group._body_exit(task, exc)    # failures of a group it never joined
-        with self.lock:
-            task.result = result
-            task.exception = exc
-            task.state = DONE
-            task.done = True
-            watchers, task._watchers = task._watchers, None
-            self.tasks.pop(task.id, None)
+        if task._pool is self.main_pool:      # a task on Main ends on Main: its watchers are Main's
+            watchers = self._close(task, result, exc)
+        else:
+            with self.lock:
+                watchers = self._close(task, result, exc)
         if self.instruments:
             for ins in self.instruments:
                 ins.task_exited(task)
@@ -375,24 +392,55 @@ class Kernel:
             log.error("task #%d %r died and nobody joined it:\n%s", task.id, task.name,
                       "".join(traceback.format_exception(exc)))
 
-    def watch(self, task, callback) -> bool:
-        """Call ``callback(task)`` when ``task`` ends; False if it already has."""
-        with self.lock:
-            if task.done:
-                return False
-            if task._watchers is None:
-                task._watchers = [callback]
-            else:
-                task._watchers.append(callback)
-            return True
+    def _close(self, task, result, exc):
+        """Record the end; returns the watchers to call (see ``watch`` for who may run this)."""
+        task.result = result
+        task.exception = exc
+        task.state = DONE
+        task.done = True
+        watchers, task._watchers = task._watchers, None
+        self.tasks.pop(task.id, None)
+        return watchers
 
-    def unwatch(self, task, callback) -> bool:
-        with self.lock:
-            try:
-                task._watchers.remove(callback)
-            except (AttributeError, ValueError):
-                return False
-            return True
+    # A task's watchers belong to the thread that ends it. For a task on Main
+    # that is Main, which touches them without a lock; another thread hands
+    # its watch and unwatch to Main (call_soon). For a task on any other pool,
+    # ``self.lock`` guards them. A task changes pools under ``self.lock``
+    # (``_trap_switch``), so a locked look at ``_pool`` settles which rule holds.
+
+    def watch(self, task, callback) -> bool:
+        """Call ``callback(task)`` when ``task`` ends; False if it already has.
+
+        From another thread, the watch of a task on Main is handed to Main:
+        the answer is then True and Main calls back, at once if the task has
+        ended meanwhile.
+        """
+        main = self.main_pool
+        if task._pool is not main:
+            with self.lock:
+                if task._pool is not main:
+                    return _add_watcher(task, callback)
+        if main.on_own_thread():
+            return _add_watcher(task, callback)
+        main.call_soon(lambda: self.watch(task, callback) or callback(task))
+        return True
+
+    def unwatch(self, task, callback, removed=None) -> bool:
+        """Undo ``watch``; False if the callback has run or will run.
+
+        From another thread, the unwatch of a task on Main is handed to Main
+        and the answer is False; if Main does remove the callback, it calls
+        ``removed()``.
+        """
+        main = self.main_pool
+        if task._pool is not main:
+            with self.lock:
+                if task._pool is not main:
+                    return _remove_watcher(task, callback)
+        if main.on_own_thread():
+            return _remove_watcher(task, callback)
+        main.call_soon(lambda: self.unwatch(task, callback, removed) and removed is not None and removed())
+        return False
 
     # -- trap handlers (one per code; the table is ``_handlers``) ------------
     @_handles(SPAWN)
@@ -422,7 +470,12 @@ class Kernel:
             except BaseException as e:  # noqa: BLE001 - the joined task's exception
                 task.wake_exc(e)
 
-        return self.park(task, trap, arm, lambda me: self.unwatch(target, waker))
+        def cancelled():     # the unwatch was handed to Main and took effect there
+            exc = self._take_cancel(task)
+            if exc is not None:
+                task.wake_exc(exc)
+
+        return self.park(task, trap, arm, lambda me: self.unwatch(target, waker, cancelled))
 
     @staticmethod
     def _outcome(target, quiet):
@@ -467,7 +520,9 @@ class Kernel:
     def _trap_switch(self, task, trap):
         dispatcher = trap[1]
         pool = self.pool_for(dispatcher)
-        with task._lock:                 # orders the move against a cancel from another thread
+        # Both locks order the move against another thread's cancel (the
+        # task's wait state) and watch (its watchers): see Task and watch.
+        with task._lock, self.lock:
             cancelled = self._took_cancel(task)
             if cancelled is None:        # a cancelled task stays where it is: the move did not happen
                 task._pool = pool

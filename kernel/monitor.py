@@ -363,16 +363,14 @@ class Monitor:
             return f"{name} failed: {e!r}"
 
     def _live(self):
-        with self.kernel.lock:
-            return sorted(self.kernel.tasks.values(), key=lambda t: t.id)
+        return sorted(list(self.kernel.tasks.values()), key=lambda t: t.id)   # one atomic copy
 
     def _task(self, ident):
         try:
             number = int(ident.lstrip("#"))
         except ValueError:
             number = None
-        with self.kernel.lock:
-            task = self.kernel.tasks.get(number)
+        task = self.kernel.tasks.get(number)
         if task is None:
             raise LookupError(f"no live task #{ident.lstrip('#')}; see ps")
         return task

@@ -161,25 +161,21 @@ def loop(kernel, finished, watchdog=None):
 
 def _shutdown(kernel, watchdog):
     kernel.shutting_down = True      # from now on every task's end pokes Main
-    newest = 0
+    seen = set()
 
     def cancel_new():
         """Cancel every task not cancelled yet, including those spawned during shutdown."""
-        nonlocal newest
-        with kernel.lock:
-            fresh = [t for i, t in kernel.tasks.items() if i > newest]
-            newest = max(kernel.tasks, default=newest)
-        for t in fresh:
-            t.cancel()
+        for t in list(kernel.tasks.values()):     # one atomic copy: spawns take no lock
+            if t.id not in seen:
+                seen.add(t.id)
+                t.cancel()
 
     cancel_new()
     _turn_until_empty(kernel, watchdog, SHUTDOWN_GRACE, cancel_new)
     if kernel.tasks:
         # Still alive: they caught Cancelled and wait in their cleanup. A
         # cancel after the first is delivered again: interrupt that wait.
-        with kernel.lock:
-            survivors = list(kernel.tasks.values())
-        for t in survivors:
+        for t in list(kernel.tasks.values()):
             t.cancel()
         _turn_until_empty(kernel, watchdog, SHUTDOWN_RECANCEL_GRACE, cancel_new)
     for t in list(kernel.tasks.values()):
