@@ -25,8 +25,8 @@ from .dispatchers import Dispatchers
 from .monitor import start_monitor
 from .pools import MainPool, ThreadPool
 from .runqueue import LimitedPool, end_turn
-from .task import READY
 from .signals import install as install_signals
+from .task import READY
 from .watchdog import Watchdog
 
 log = logging.getLogger("genloop")
