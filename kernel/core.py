@@ -470,12 +470,7 @@ class Kernel:
             except BaseException as e:  # noqa: BLE001 - the joined task's exception
                 task.wake_exc(e)
 
-        def cancelled():     # the unwatch was handed to Main and took effect there
-            exc = self._take_cancel(task)
-            if exc is not None:
-                task.wake_exc(exc)
-
-        return self.park(task, trap, arm, lambda me: self.unwatch(target, waker, cancelled))
+        return self.park(task, trap, arm, lambda me: self.unwatch(target, waker, lambda: self._cancel_parked(me)))
 
     @staticmethod
     def _outcome(target, quiet):
@@ -491,14 +486,56 @@ class Kernel:
         return self.park(task, trap, self._arm_sleep, self._abort_sleep)
 
     def _arm_sleep(self, task):
-        entry, first = self.timers.add(task.since + task.trap[1], task)
-        task._waiting = entry
-        if first:
-            self.main_pool.poke()     # Main may be asleep with a later deadline
+        deadline = task.since + task.trap[1]
+        if task._pool is self.main_pool:       # on Main: the timers are ours
+            task._waiting = self.timers.add(deadline, task)
+        else:
+            task._waiting = self.add_timer(deadline, task)
         return PARKED
 
     def _abort_sleep(self, task):
-        return self.timers.remove(task._waiting)
+        return self.remove_timer(task._waiting, task)
+
+    # The timers are Main's (see ``Timers``): another thread hands its add and
+    # remove to Main, the way it hands over a task on Main (call_soon).
+    def add_timer(self, deadline, action) -> tuple:
+        """Schedule ``action`` (a task to wake, or a function) at ``deadline``, from any thread."""
+        timers, main = self.timers, self.main_pool
+        if main.on_own_thread():
+            return timers.add(deadline, action)
+        entry = timers.entry(deadline, action)
+        main.call_soon(lambda: self._insert_handed(entry))     # also wakes Main, asleep with a later deadline
+        return entry
+
+    def _insert_handed(self, entry):
+        """Insert a timer another thread handed over, unless its sleeper was cancelled meanwhile.
+
+        A cancel that ran on Main before this insertion found no entry to
+        remove: it left the cancel pending, and it is delivered here.
+        """
+        sleeper = entry[2]
+        if not (isinstance(sleeper, Task) and self._cancel_parked(sleeper)):
+            self.timers.insert(entry)
+
+    def remove_timer(self, entry, sleeper=None) -> bool:
+        """Unschedule ``entry``; False if it fired, or if the removal was handed to Main.
+
+        Handed over, a removal that takes effect delivers the pending cancel
+        of ``sleeper`` (a parked task whose abort this is).
+        """
+        main = self.main_pool
+        if main.on_own_thread():
+            return self.timers.remove(entry)
+        main.call_soon(lambda: self.timers.remove(entry) and sleeper is not None and self._cancel_parked(sleeper))
+        return False
+
+    def _cancel_parked(self, task) -> bool:
+        """Deliver the cancel a parked task is owed, whose abort was handed to Main; False if none is."""
+        exc = self._take_cancel(task)
+        if exc is None:
+            return False
+        task.wake_exc(exc)
+        return True
 
     @_handles(IO)
     def _trap_io(self, task, trap):
@@ -556,7 +593,7 @@ class Kernel:
 
         def outcome(done):
             if timer is not None:
-                self.timers.remove(timer)
+                self.remove_timer(timer)
             exc = done.exception
             # The one read of a parked caller's wait state off its own thread
             # (the child's end may run anywhere). It is safe without the
@@ -581,9 +618,7 @@ class Kernel:
         def arm(me):
             nonlocal timer
             if seconds is not None:
-                timer, first = self.timers.add(self.clock.now() + seconds, on_timeout)
-                if first:
-                    self.main_pool.poke()
+                timer = self.add_timer(self.clock.now() + seconds, on_timeout)
             return PARKED if self.watch(child, waker) else outcome(child)
 
         def abort(me):

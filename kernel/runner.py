@@ -128,8 +128,9 @@ def loop(kernel, finished, watchdog=None):
             if poller.waiting or timers.count:
                 tick(0, poll=bool(poller.waiting))
             continue
-        # Announce the sleep before reading the timers: a timer added by a
-        # worker after this point pokes us, one added before is seen below.
+        # Announce the sleep before reading the timers: a timer another thread
+        # hands over after this point wakes us, one handed over before is
+        # inserted by try_sleep (it runs the calls waiting) and seen below.
         # The same holds for the end: a root ending elsewhere after this point
         # pokes us, one that ended before is seen here.
         if not pool.try_sleep():
