@@ -93,10 +93,11 @@ class Semaphore:
     @coroutine
     def acquire(self) -> Gen[None]:
         """Take a permit, waiting (in FIFO order) while there is none."""
-        with self._lock:
-            if self._value and not self._waiters:
-                self._value -= 1
-                return
+        if self._value:      # a hint read without the lock, as in Queue.get: the arm settles it
+            with self._lock:
+                if self._value and not self._waiters:
+                    self._value -= 1
+                    return
         yield (PARK, self._arm, self._abort, self._WAITS)
 
     def release(self) -> None:
@@ -238,18 +239,17 @@ class Queue(Generic[T]):
     @coroutine
     def get(self) -> Gen[T]:
         """Take the next item, waiting while the queue is empty."""
-        with self._lock:
-            if self._items:
-                item, putter = self._get_locked()
-            elif self._closed:
-                raise QueueClosed("get on a closed, empty queue")
-            else:
-                item = putter = PARKED
-        if item is PARKED:
-            return (yield (PARK, self._arm_get, self._abort_get, "waits to get from an empty Queue"))
-        if putter is not None:
-            putter.wake()
-        return item
+        # An empty queue goes straight to the park, whose arm looks again under
+        # the lock: one lock per get, whether it waits or not. (The look
+        # without the lock is one atomic read, a hint the arm settles.)
+        if self._items:
+            with self._lock:
+                if self._items:
+                    item, putter = self._get_locked()
+                    if putter is not None:
+                        putter.wake()
+                    return item
+        return (yield (PARK, self._arm_get, self._abort_get, "waits to get from an empty Queue"))
 
     def _arm_get(self, task):
         with self._lock:
