@@ -653,13 +653,24 @@ class Kernel:
             for ins in instruments:
                 ins.after_poll(len(woken))
             for t in woken:
-                self.wake(t, None, None)
+                self._wake_from_main(t)
         if self.timers.count:
             for action in self.timers.pop_due(self.clock.now()):
                 if isinstance(action, Task):
-                    self.wake(action, None, None)
+                    self._wake_from_main(action)
                 else:
                     action()
+
+    def _wake_from_main(self, task):
+        """``wake`` by Main itself (its poller, its timers): a task of Main's goes straight on its queue.
+
+        One hop, with no thread check: the driver calls ``tick`` on Main.
+        """
+        main = self.main_pool
+        if task._pool is not main or self.instruments:
+            return self.wake(task, None, None)
+        task._value = task._exc = task._abort = None
+        main.push_here(task)
 
     def forget_fd(self, f):
         """Tell the poller ``f`` is about to close; its waiters get ``ClosedResourceError``."""
