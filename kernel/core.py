@@ -629,7 +629,11 @@ class Kernel:
 
     @_handles(PARK)
     def _trap_park(self, task, trap):
-        return self.park(task, trap, trap[1], trap[2])
+        # ``park`` inlined: this is every primitive's wait.
+        if task._pool is self.main_pool:
+            return self._park(task, trap, trap[1], trap[2])
+        with task._lock:
+            return self._park(task, trap, trap[1], trap[2])
 
     # -- timers and I/O (called by the driver on the Main thread) ------------
     def next_timeout(self):

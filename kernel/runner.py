@@ -74,7 +74,7 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
         kernel.watch(root, lambda t: kernel.stop())
         signals.root = root
         try:
-            loop(kernel, lambda: kernel.stopping, watchdog)
+            loop(kernel, watchdog=watchdog)
             if kernel.interrupted is not None:
                 raise kernel.interrupted     # Ctrl-C or exit() in a task on a worker thread
         except (KeyboardInterrupt, SystemExit):
@@ -94,8 +94,12 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
     return root.result
 
 
-def loop(kernel, finished, watchdog=None):
-    """Turn the Main loop until ``finished()``: step ready tasks, poll, fire timers."""
+def loop(kernel, finished=None, watchdog=None):
+    """Turn the Main loop until ``kernel.stopping`` and ``finished()``: step ready tasks, poll, fire timers.
+
+    ``kernel.stopping`` is the flag every turn reads; ``finished`` (shutdown's
+    test) is called only once it is set.
+    """
     pool = kernel.main_pool
     queue = pool.queue
     popleft, append = queue.popleft, queue.append
@@ -120,7 +124,7 @@ def loop(kernel, finished, watchdog=None):
             watchdog.current = None
         if after_turn:
             end_turn(after_turn)
-        if finished():
+        if kernel.stopping and (finished is None or finished()):
             return
         if pool.inbox or pool.calls:
             pool.drain_inbox()
@@ -135,7 +139,7 @@ def loop(kernel, finished, watchdog=None):
         # pokes us, one that ended before is seen here.
         if not pool.try_sleep():
             continue
-        if finished():
+        if kernel.stopping and (finished is None or finished()):
             pool.woke()
             return
         timeout = kernel.next_timeout()
@@ -162,6 +166,7 @@ def loop(kernel, finished, watchdog=None):
 
 def _shutdown(kernel, watchdog):
     kernel.shutting_down = True      # from now on every task's end pokes Main
+    kernel.stopping = True           # so the loop asks shutdown's own test (after a Ctrl-C it may not be)
     seen = set()
 
     def cancel_new():
