@@ -1,6 +1,10 @@
 """Synchronisation primitives, all built on one suspension: ``traps.park``
 (yielded here as its bare ``(PARK, arm, abort, what)`` trap, one generator
 frame less per wait; ``what`` is how the step view and the monitor describe it).
+A primitive that is waited on again and again (an Event, a Semaphore or Lock,
+a Queue's getters) makes that trap at its first wait and keeps it: no bound
+methods and no tuple per wait, at the price of a reference cycle the
+collector frees.
 
 Each keeps its state under its own lock, so any worker thread may use it, and
 the methods named "from any thread" work from plain threads too. A waiter is
@@ -31,12 +35,13 @@ def _remove(waiters, item) -> bool:
 class Event:
     """A flag tasks can wait for; ``set()`` from any thread."""
 
-    __slots__ = ("_lock", "_flag", "_waiters")
+    __slots__ = ("_lock", "_flag", "_waiters", "_trap")
 
     def __init__(self):
         self._lock = threading.Lock()
         self._flag = False
         self._waiters = deque()
+        self._trap = None
 
     def is_set(self) -> bool:
         return self._flag
@@ -58,7 +63,10 @@ class Event:
     def wait(self) -> Gen[None]:
         """Suspend until the flag is set (at once if it is)."""
         if not self._flag:
-            yield (PARK, self._arm, self._abort, "waits for an Event")
+            trap = self._trap
+            if trap is None:      # made at the first wait, kept for the next ones (see the module's doc)
+                trap = self._trap = (PARK, self._arm, self._abort, "waits for an Event")
+            yield trap
 
     def _arm(self, task):
         with self._lock:
@@ -75,7 +83,7 @@ class Event:
 class Semaphore:
     """``acquire()`` (a trap) takes one of ``value`` permits; ``release()`` from any thread."""
 
-    __slots__ = ("_lock", "_value", "_waiters", "_bound")
+    __slots__ = ("_lock", "_value", "_waiters", "_bound", "_trap")
     _WAITS = "waits to acquire a Semaphore"
 
     def __init__(self, value: int = 1, *, bound: int | None = None):
@@ -85,6 +93,7 @@ class Semaphore:
         self._value = value
         self._waiters = deque()
         self._bound = bound
+        self._trap = None
 
     @property
     def value(self) -> int:
@@ -98,7 +107,10 @@ class Semaphore:
                 if self._value and not self._waiters:
                     self._value -= 1
                     return
-        yield (PARK, self._arm, self._abort, self._WAITS)
+        trap = self._trap
+        if trap is None:
+            trap = self._trap = (PARK, self._arm, self._abort, self._WAITS)
+        yield trap
 
     def release(self) -> None:
         """Give a permit back; a waiter, if any, gets it directly."""
@@ -147,7 +159,7 @@ class Queue(Generic[T]):
     ``QueueClosed``, as does ``put``.
     """
 
-    __slots__ = ("_lock", "_items", "_maxsize", "_getters", "_putters", "_closed")
+    __slots__ = ("_lock", "_items", "_maxsize", "_getters", "_putters", "_closed", "_get_trap")
 
     def __init__(self, maxsize: int = 0):
         self._lock = threading.Lock()
@@ -156,6 +168,7 @@ class Queue(Generic[T]):
         self._getters = deque()
         self._putters = deque()     # (task, item) pairs waiting for room
         self._closed = False
+        self._get_trap = None
 
     def __len__(self):
         return len(self._items)
@@ -249,7 +262,10 @@ class Queue(Generic[T]):
                     if putter is not None:
                         putter.wake()
                     return item
-        return (yield (PARK, self._arm_get, self._abort_get, "waits to get from an empty Queue"))
+        trap = self._get_trap
+        if trap is None:
+            trap = self._get_trap = (PARK, self._arm_get, self._abort_get, "waits to get from an empty Queue")
+        return (yield trap)
 
     def _arm_get(self, task):
         with self._lock:
