@@ -77,9 +77,10 @@ class WsgiService(HttpService):
     An ``HttpService`` (its read loop, parser step, head limits, deadlines
     and lingering close) whose ``_answer`` is its own: an answer here is a job
     on ``pool`` (each request's call, its iteration and its ``close()`` on one
-    of its threads) whose response comes through an ``Outbox``, and a stalled
-    body (``body_deadline``) or a client that does not read gets
-    ``io_timeout``, not the keep-alive timeout. Once ``closing`` (the server was closed), responses say
+    of its threads), started once the head is parsed, whose body streams to
+    it while the read loop goes on, and whose response comes through an
+    ``Outbox``; a stalled body (``body_deadline``) or a client that does not
+    read gets ``io_timeout``, not the keep-alive timeout. Once ``closing`` (the server was closed), responses say
     ``Connection: close`` and connections between requests are cancelled.
     """
 
