@@ -35,7 +35,9 @@ class BodyPipe(io.RawIOBase):
 
     ``length`` is the body's Content-Length (None when chunked); ``received``
     counts what arrived. ``room`` is set (from the app's thread) when the
-    buffer falls below ``limit`` again, or the app is done with the body.
+    buffer, once full, falls to half of ``limit`` (not on every read: a
+    cross-thread wake-up per 8 KiB read would cost more than the copy), or
+    the app is done with the body.
     ``ask_continue`` is called once, on the app's thread, by the first read
     that finds nothing arrived yet: the client waits for ``100 Continue``.
     After ``close()`` (the app returned) what still arrives is dropped.
@@ -109,7 +111,7 @@ class BodyPipe(io.RawIOBase):
             n = min(len(b), before)
             b[:n] = buf[:n]
             del buf[:n]                         # bytearray drops its head without moving the rest
-        if before >= self.limit > before - n:
+        if before > self.limit // 2 >= before - n:
             self.room.set()
         return n
 

@@ -169,9 +169,11 @@ class WsgiService(HttpService):
                     if conn.answered.is_set():
                         conn.responder = conn.answering = None
                     elif pipe is not None and pipe is conn.answering.body:
-                        pipe.room.clear()
                         if not pipe.full:
                             return True                 # read on: the app waits for more of its body
+                        pipe.room.clear()
+                        if not pipe.full:               # the app read meanwhile
+                            return True
                         yield from self._wait_app(conn, pipe.room)
                         continue
                     else:

@@ -280,3 +280,22 @@ def test_a_100_mb_upload_read_slowly_keeps_memory_flat():
         expected.update(chunk)
     assert answer.endswith(b"\r\n\r\n%d" % size) and digest.hexdigest() == expected.hexdigest()
     assert peak[0] - before < RSS_GROWTH, f"RSS grew by {(peak[0] - before) >> 20} MiB"
+
+
+def test_spool_chunked_reads_a_chunked_body_whole_first_and_gives_its_length():
+    """For apps that read CONTENT_LENGTH bytes only (Django): the server asks for 100 Continue itself."""
+    def app(environ, start_response):
+        data = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%s %s" % (environ["CONTENT_LENGTH"].encode(), data)]
+
+    with served(app, spool_chunked=True) as srv, connect(srv.port) as s:
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n"
+                  b"Connection: close\r\n\r\n")
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += s.recv(4096)
+        assert got == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(b"2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n")
+        answer = recv_until_eof(s)
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b"\r\n5 hello\r\n" in answer
