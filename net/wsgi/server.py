@@ -186,6 +186,7 @@ class WsgiService(HttpService):
                 if not ready:
                     break
                 request = ready.pop(0)
+                conn.awaiting_head = True               # from now, before the answer's task first runs
                 if request.body is None or request.body.done:
                     yield from self._respond(socket, conn, request, peer)
                 else:
@@ -224,7 +225,6 @@ class WsgiService(HttpService):
             # sendfile only on a plain socket: TLS must encrypt each byte itself.
             sendfile = type(socket.sock) is _socket.socket
             yield from spawn(self._job, request, peer, outbox, sendfile, dispatcher=self.pool, name="wsgi-app")
-            conn.awaiting_head = True
             if self.app_timeout and (body is None or body.done):
                 conn.answer_deadline = self.now + self.app_timeout
             try:

@@ -299,3 +299,27 @@ def test_spool_chunked_reads_a_chunked_body_whole_first_and_gives_its_length():
         s.sendall(b"2\r\nhe\r\n3\r\nllo\r\n0\r\n\r\n")
         answer = recv_until_eof(s)
     assert answer.startswith(b"HTTP/1.1 200 OK") and b"\r\n5 hello\r\n" in answer
+
+
+def test_an_app_stuck_before_reading_a_large_body_still_gets_its_503():
+    """The connection waits for the app (its buffer full), and app_timeout runs meanwhile."""
+    release = threading.Event()
+
+    def app(environ, start_response):
+        release.wait(3 * DEADLINE)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"late"]
+
+    with served(app, app_timeout=0.3) as srv, connect(srv.port) as s:
+        try:
+            s.sendall(HEAD + b"Content-Length: 1000000\r\n\r\n" + b"q" * 300_000)
+            start = time.monotonic()
+            answer = b""
+            try:
+                while chunk := s.recv(65536):
+                    answer += chunk
+            except ConnectionResetError:                # closed with the body unread: the reset follows the 503
+                pass
+        finally:
+            release.set()                               # its thread must end before the server can
+    assert answer.startswith(b"HTTP/1.1 503") and time.monotonic() - start < DEADLINE
