@@ -35,9 +35,9 @@ class BodyPipe(io.RawIOBase):
 
     ``length`` is the body's Content-Length (None when chunked); ``received``
     counts what arrived. ``room`` is set (from the app's thread) when the
-    buffer, once full, falls to half of ``limit`` (not on every read: a
-    cross-thread wake-up per 8 KiB read would cost more than the copy), or
-    the app is done with the body.
+    buffer, once full, falls to half of ``limit``, so a paused connection
+    then reads half a buffer before it pauses again rather than a parse
+    slice per read of the app; or when the app is done with the body.
     ``ask_continue`` is called once, on the app's thread, by the first read
     that finds nothing arrived yet: the client waits for ``100 Continue``.
     After ``close()`` (the app returned) what still arrives is dropped.
