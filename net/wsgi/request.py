@@ -23,8 +23,9 @@ class RequestReader(_Connection):
     """``net.http``'s connection state and callbacks, plus the WSGI side of a connection.
 
     Requests in ``ready`` are ``net.http.Request``s whose ``body`` is the
-    ``BodyPipe`` of their body (None if they have none); ``pipe`` is the one
-    the parser is filling. ``outbox`` is the hand-over from the app's thread
+    ``BodyPipe`` of their body (None if they have none; with ``spool_chunked``,
+    a chunked one is a ``SpooledBody``, ready once it is all in); ``pipe`` is
+    the one the parser is filling. ``outbox`` is the hand-over from the app's thread
     (see ``response``). The read loop and a request's answer may run as two
     tasks (see ``server``): ``deadline``, which the sweeper reads, is the
     sooner of the read loop's (``HttpService`` sets it around each wait) and
