@@ -81,6 +81,7 @@ class Config:
     access_log: str | None
     tls: ssl.SSLContext | None
     script_name: str = ""
+    spool_chunked: bool = False
     drained: bool = False                       # set once a graceful stop has let every server drain
 
 
@@ -104,7 +105,8 @@ def _serve_main(config: Config):
     # where a fixed pool's take batches (fine for CPU steps, unfair for blocking calls).
     pool = Dispatchers.IO.limited(config.threads)
     access_log = _open_log(config.access_log, config.workers)
-    limits = {"keep_alive": config.keep_alive, "app_timeout": config.timeout, "stop_grace": config.graceful_timeout}
+    limits = {"keep_alive": config.keep_alive, "app_timeout": config.timeout, "stop_grace": config.graceful_timeout,
+              "spool_chunked": config.spool_chunked}
     servers = []
     for bind in config.binds:
         if bind[0] == "unix":
@@ -183,6 +185,9 @@ def serve(
     certfile: str = typer.Option(None, "--certfile", help="TLS certificate (PEM): serve HTTPS"),
     keyfile: str = typer.Option(None, "--keyfile", help="TLS private key (PEM), if not in --certfile"),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning, error"),
+    spool_chunked: bool = typer.Option(False, "--spool-chunked",
+                                       help="read a chunked request body whole before the app runs, so it gets "
+                                            "CONTENT_LENGTH (Django needs it)"),
 ):
     """Serve a WSGI app: connections on the kernel, the app on a pool of threads."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
@@ -203,7 +208,8 @@ def serve(
                 parsed = (parsed[0], parsed[1], _free_port(parsed[1]))
             binds.append(parsed)
         config = Config(wsgi_app, binds, threads, workers, timeout, graceful_timeout, keep_alive, access_log,
-                        _tls_context(certfile, keyfile), script_name=os.environ.get("SCRIPT_NAME", ""))
+                        _tls_context(certfile, keyfile), script_name=os.environ.get("SCRIPT_NAME", ""),
+                        spool_chunked=spool_chunked)
         codes = run_workers(_serve_main, config, workers=workers, io_threads=max(IO_THREADS, threads))
     except (OSError, ValueError) as e:
         log.error("%s", e)

@@ -198,11 +198,14 @@ class _Connection:
             self.body.append(part)
 
     def on_message_complete(self):
-        method = self.method
         self.in_message = self.pending_continue = False
-        self.ready.append(Request(
-            _METHODS.get(method) or method.decode("latin-1"), self.target, self.headers,
-            b"".join(self.body) if self.body else b"", self.version, self.keep_alive))
+        self.ready.append(self.request(b"".join(self.body) if self.body else b""))
+
+    def request(self, body) -> Request:
+        """The ``Request`` whose head was just parsed, with ``body``."""
+        method = self.method
+        return Request(_METHODS.get(method) or method.decode("latin-1"), self.target, self.headers, body,
+                       self.version, self.keep_alive)
 
     # -- Upgrade -------------------------------------------------------------
     def stop_at_upgrade(self, rest: bytes):

@@ -8,6 +8,8 @@ import io
 import sys
 from urllib.parse import unquote_to_bytes
 
+from .body import SpooledBody
+
 #: Header names that become CGI variables without the ``HTTP_`` prefix.
 _CGI_NAMES = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
 _CGI_KEYS = frozenset(_CGI_NAMES.values())
@@ -23,8 +25,8 @@ def base_environ(*, scheme: str, server_name: str, server_port: str, script_name
         "wsgi.multithread": True,
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
-        # The body is read whole before the app runs (see server.py), so
-        # reading wsgi.input to its end is safe (werkzeug and gunicorn's name).
+        # wsgi.input ends where the body does, chunked or not (see body.py),
+        # so reading it to its end is safe (werkzeug's and gunicorn's name).
         "wsgi.input_terminated": True,
         "SERVER_NAME": server_name,
         "SERVER_PORT": server_port,
@@ -47,12 +49,10 @@ def split_target(target: bytes) -> tuple:
 
 
 def build_environ(base: dict, request, peer) -> dict:
-    """One request's environ: ``request`` is a ``net.http.Request`` whose ``body`` is the file-like
-    ``wsgi.input``, ``peer`` the client's address."""
+    """One request's environ: ``request`` is a ``net.http.Request`` whose ``body`` is its ``BodyPipe``
+    or ``SpooledBody`` (None without a body), ``peer`` the client's address."""
     environ = base.copy()
     target, body = request.target, request.body
-    body_size = body.seek(0, io.SEEK_END)
-    body.seek(0)
     path, query = split_target(target)
     path_info = (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
     script_name = base["SCRIPT_NAME"]
@@ -63,7 +63,13 @@ def build_environ(base: dict, request, peer) -> dict:
     environ["QUERY_STRING"] = query.decode("latin-1")
     environ["RAW_URI"] = environ["REQUEST_URI"] = target.decode("latin-1")
     environ["SERVER_PROTOCOL"] = "HTTP/" + request.version
-    environ["wsgi.input"] = body
+    if body is None:
+        environ["wsgi.input"] = io.BytesIO()
+    elif type(body) is SpooledBody:             # read whole: its length is known though it came chunked
+        environ["wsgi.input"] = body.file
+        environ["CONTENT_LENGTH"] = str(body.received)
+    else:
+        environ["wsgi.input"] = io.BufferedReader(body)
     if peer:
         environ["REMOTE_ADDR"] = peer[0]
         environ["REMOTE_PORT"] = str(peer[1])
@@ -81,7 +87,4 @@ def build_environ(base: dict, request, peer) -> dict:
         value = value.decode("latin-1")
         old = environ.get(key)
         environ[key] = value if old is None or key in _CGI_KEYS else old + "," + value
-    # The body was read whole, so its length is known even when it came chunked.
-    if body_size or "CONTENT_LENGTH" in environ or "HTTP_TRANSFER_ENCODING" in environ:
-        environ["CONTENT_LENGTH"] = str(body_size)
     return environ

@@ -18,7 +18,9 @@ Parts in the outbox (tuples, to keep the hot path light):
   sendfile) and whether the response is complete;
 - then ``(body, done)`` for each further piece;
 - ``None`` if the app failed: a 500 if nothing was sent yet, else the
-  connection is cut so the client sees an incomplete response.
+  connection is cut so the client sees an incomplete response;
+- ``CONTINUE``, at any time, from the app's first read of a body the client
+  holds back until it gets ``100 Continue`` (sent unless the head went out).
 """
 import logging
 import os
@@ -37,6 +39,9 @@ log = logging.getLogger("genloop.net.wsgi")
 OUTPUT_HIGH_WATER = 1024 * 1024
 #: Block size of ``wsgi.file_wrapper`` when it is read in chunks (no sendfile).
 FILE_BLOCK = 64 * 1024
+
+#: The part that asks the connection for ``100 Continue``.
+CONTINUE = "100-continue"
 
 #: Hop-by-hop fields (RFC 9110, 7.6.1) are the server's: an app must not send them (PEP 3333).
 _HOP_BY_HOP = frozenset(("keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",

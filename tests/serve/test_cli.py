@@ -1,6 +1,7 @@
 """`python -m genloop serve` as a supervisor sees it: signals, exit codes, binds, TLS, workers, logs."""
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -47,6 +48,24 @@ def test_a_stop_signal_lets_the_request_in_flight_finish_then_exits_0(signum):
         with pytest.raises(httpx.TransportError):            # no longer listening
             httpx.get(server.url, timeout=DEADLINE)
         idle.close()
+
+
+def test_a_stop_signal_lets_an_upload_in_flight_finish():
+    """The app reads the body as it comes: SIGTERM mid-upload still lets the client send the rest and get the answer."""
+    with Serve(FLASK, "-b", "127.0.0.1:0", "--graceful-timeout", "10", cwd=ROOT) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=3 * DEADLINE) as s:
+            s.sendall(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n" + b"a" * 100000)
+            server._wait_for(r"count: started")
+            server.signal()
+            server._wait_for(r"stopping gracefully")
+            s.sendall(b"a" * 100000)
+            answer = b""
+            while chunk := s.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in answer
+        assert answer.endswith(b"\r\n\r\n200000")
+        assert server.wait() == 0, "".join(server.lines)
 
 
 def test_a_request_past_the_graceful_timeout_does_not_hold_the_exit():

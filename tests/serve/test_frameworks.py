@@ -13,6 +13,8 @@ from tests.serve.serveutil import DEADLINE, Serve
 
 ROOT = Path(__file__).resolve().parents[2]
 APPS = {"flask": "tests.serve.apps.flask_app:app", "django": "tests.serve.apps.django_site.wsgi:application"}
+#: Django reads CONTENT_LENGTH bytes of a body and no more, so a streamed chunked body looks empty to it.
+OPTIONS = {"flask": (), "django": ("--spool-chunked",)}
 HELLO = {"flask": "Hello, World!", "django": "Hello from Django"}
 SOURCE = {"flask": Path(__file__).parent / "apps" / "flask_app.py",
           "django": Path(__file__).parent / "apps" / "django_site" / "urls.py"}
@@ -22,7 +24,8 @@ SOURCE = {"flask": Path(__file__).parent / "apps" / "flask_app.py",
 def site(request):
     """``(framework, base url)`` of `genloop serve` running that framework's app."""
     pytest.importorskip(request.param)
-    with Serve(APPS[request.param], "--bind", "127.0.0.1:0", "--threads", "4", cwd=ROOT) as server:
+    with Serve(APPS[request.param], "--bind", "127.0.0.1:0", "--threads", "4", *OPTIONS[request.param],
+               cwd=ROOT) as server:
         yield request.param, server.url
         server.signal()
         assert server.wait() == 0, "".join(server.lines)

@@ -56,3 +56,21 @@ def test_a_client_that_never_finishes_its_handshake_is_cut_within_header_timeout
         assert s.recv(100) == b""                    # we sent no ClientHello: the server gives up
         assert time.monotonic() - start < DEADLINE
         assert b"200 OK" in _get(srv.port, contexts[1])    # and it still serves others
+
+
+def test_an_upload_over_tls_streams_to_an_app_that_answers_as_it_reads(contexts):
+    """Full duplex over one TLS socket: the read loop takes the body while the answer sends a line per block read."""
+    def app(environ, start_response):
+        stream = environ["wsgi.input"]
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        while block := stream.read(65536):
+            write(b"%d\n" % len(block))
+        return []
+
+    size = 3 * 1024 * 1024
+    with served(app, validate=False, ssl=contexts[0]) as srv, \
+            httpx.Client(verify=contexts[1], timeout=DEADLINE) as client:
+        for _ in range(2):                              # the connection goes on after it
+            r = client.post(f"https://{HOST}:{srv.port}/", content=b"u" * size,
+                            headers={"Expect": "100-continue"})
+            assert r.status_code == 200 and sum(map(int, r.text.split())) == size

@@ -1,4 +1,4 @@
-"""A Flask app for the serve tests and the benchmark: hello, a 10 ms blocking call, uploads, streams, errors."""
+"""A Flask app for the serve tests and the benchmark: hello, a 10 ms blocking call, uploads, a streamed count, streams, errors."""
 import hashlib
 import os
 import sys
@@ -33,6 +33,15 @@ def upload():
     data = f.read()
     return {"name": f.filename, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "field": request.form.get("field")}
+
+
+@app.route("/count", methods=["POST"])
+def count():
+    print("count: started", file=sys.stderr, flush=True)    # the upload-in-flight test waits for this line
+    n = 0
+    while block := request.stream.read(65536):
+        n += len(block)
+    return str(n)
 
 
 @app.route("/stream")
