@@ -20,6 +20,9 @@ if _EPOLL:
     _IN = select.EPOLLIN | select.EPOLLPRI | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
     _OUT = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
     _MASK = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+    _ENDS_READ = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
+    _ENDS_WRITE = select.EPOLLHUP | select.EPOLLERR
+    _ENDS = _ENDS_READ | _ENDS_WRITE
 #: Events taken per poll call; more simply wait for the next call.
 MAX_EVENTS = 1024
 
@@ -35,7 +38,8 @@ class _Fd:
     multiplies.
     """
 
-    __slots__ = ("fd", "obj", "reader", "writer", "reader_obj", "writer_obj", "more", "can_read", "can_write")
+    __slots__ = ("fd", "obj", "reader", "writer", "reader_obj", "writer_obj", "more", "can_read", "can_write",
+                 "ended")
 
     def __init__(self, fd, obj):
         self.fd = fd
@@ -44,6 +48,7 @@ class _Fd:
         self.reader_obj = self.writer_obj = None
         self.more = None                # [mode, obj, task] of further waiters, through other objects
         self.can_read = self.can_write = False
+        self.ended = 0   # 1 << mode for each direction a hang-up or an error ended: no edge comes after it
 
     def waiter(self, mode):
         return self.writer if mode else self.reader
@@ -58,13 +63,14 @@ class _Fd:
             self.reader, self.reader_obj = task, obj
 
     def ready(self, mode):
-        return self.can_write if mode else self.can_read
-
-    def set_ready(self, mode, flag):
+        """Consume the edge kept for ``mode``; a hang-up stays: its waits all return at once."""
+        if self.ended >> mode & 1:
+            return True
         if mode:
-            self.can_write = flag
+            ready, self.can_write = self.can_write, False
         else:
-            self.can_read = flag
+            ready, self.can_read = self.can_read, False
+        return ready
 
     def take_more(self, mode) -> list:
         """Remove and return the further waiters for ``mode``."""
@@ -133,7 +139,6 @@ class Poller:
                 self._rearm(st)
                 st.obj = f
             if st.ready(mode):
-                st.set_ready(mode, False)
                 return None
             first = st.waiter(mode)
             if first is None:
@@ -186,6 +191,7 @@ class Poller:
         return st
 
     def _rearm(self, st):
+        st.ended = 0       # perhaps a new file under the old number: its hang-up is not ours
         if self._ep is not None:
             try:
                 self._ep.modify(st.fd, _MASK)
@@ -244,6 +250,11 @@ class Poller:
                     continue
                 if self._ep is None:  # pragma: no cover
                     ev = (_IN if ev & selectors.EVENT_READ else 0) | (_OUT if ev & selectors.EVENT_WRITE else 0)
+                elif ev & _ENDS:
+                    # Edge-triggered: the data and the hang-up that ends it may come
+                    # in one event; a reader that takes the data and waits again
+                    # would then wait for ever. The hang-up stays (_Fd.ready).
+                    st.ended |= (1 if ev & _ENDS_READ else 0) | (2 if ev & _ENDS_WRITE else 0)
                 if ev & _IN:
                     if st.reader is None:
                         st.can_read = True

@@ -409,3 +409,35 @@ def test_plain_thread_writer_to_a_pipe():
             return data
 
         assert run(main) == b"pipe from thread"
+
+
+@pytest.mark.parametrize("hang_up", ["shutdown", "close"])
+def test_a_hang_up_that_comes_with_the_last_data_is_not_lost(hang_up):
+    """Data and the peer's FIN in one edge: after reading the data, the next wait returns at once.
+
+    Edge-triggered epoll reports them as one event; a reader that takes the
+    data (a short read) and waits again would otherwise wait for ever, as an
+    HTTP connection once did, until its keep-alive timeout.
+    """
+    with socketpair() as (a, b):
+        a.setblocking(False)
+
+        def reader():
+            # A short read means the socket is drained: wait before the next
+            # recv, saving the system call that would fail (net.http does this).
+            got = []
+            while True:
+                yield from wait_readable(a)
+                data = a.recv(4096)
+                if not data:
+                    return got
+                got.append(data)
+
+        def main():
+            task = yield from spawn(reader)
+            yield from until(lambda: task.state == "waiting", what="reader parked on the socket")
+            b.sendall(b"last words")      # both before Main polls again: one epoll event
+            b.shutdown(socket.SHUT_WR) if hang_up == "shutdown" else b.close()
+            return (yield from timeout_after(2, task.join))
+
+        assert run(main) == [b"last words"]
