@@ -29,7 +29,6 @@ from .traps import CALL, CURRENT, IO, JOIN, PARK, PARKED, SLEEP, SPAWN, SWITCH, 
 log = logging.getLogger("genloop")
 
 _in_context = contextvars.Context.run   # unbound: Context.run(ctx, fn, *args)
-_gen_send = GeneratorType.send
 _SUSPEND = object()   # a handler's answer: the task is parked or re-queued
 
 #: The trap table, curio's style: trap code -> name of its ``Kernel`` method,
@@ -248,10 +247,12 @@ class Kernel:
         thread it is on, so that push needs no thread check and no lock.
         """
         value = task._value
+        task._value = None
         exc = thrown = task._exc
-        task._value = task._exc = None
-        if task._cancel_pending and not task.steps:     # cancelled before it ever ran
-            exc = self._take_cancel(task) or exc
+        if exc is not None or task._cancel_pending:       # the rare cases, off the common path
+            task._exc = None
+            if task._cancel_pending and not task.steps:   # cancelled before it ever ran
+                exc = self._take_cancel(task) or exc
         task.state = RUNNING
         task.steps += 1
         instruments = self.instruments
@@ -259,9 +260,7 @@ class Kernel:
             self.tls.task = task     # the waker that task_woken reports
             for ins in instruments:
                 ins.before_step(task)
-        coro, context = task.coro, task.context
-        send = _gen_send if type(coro) is GeneratorType else type(coro).send   # unbound: no method object
-        handlers = self._handlers
+        coro, context, send = task.coro, task.context, task._send
         trap = None
         again = False
         try:
@@ -279,7 +278,7 @@ class Kernel:
                     again = True
                     break
                 try:
-                    handler = handlers[trap[0]]
+                    handler = self._handlers[trap[0]]
                 except Exception:
                     exc = TypeError(f"task {task.name!r} yielded {trap!r}, which is not a kernel "
                                     "trap; call kernel functions with `yield from`")

@@ -1,6 +1,7 @@
 """Task: one coroutine and its bookkeeping."""
 import contextvars
 import threading
+from types import GeneratorType
 from typing import Generic, TypeVar
 
 from .awaitable import coroutine
@@ -11,6 +12,7 @@ from .traps import JOIN
 T = TypeVar("T")
 
 _copy = contextvars.Context.copy   # unbound: no method object per spawn
+_gen_send = GeneratorType.send
 
 # Task states, as ``Task.state`` reports them.
 NEW, READY, RUNNING, WAITING, DONE = "new", "ready", "running", "waiting", "done"
@@ -43,8 +45,9 @@ class Task(Generic[T]):
         # public, read-only outside the core
         "id", "_name", "coro", "state", "dispatcher", "kernel", "result", "exception", "done",
         "trap", "parent", "steps", "since", "context",
-        # the core's: where the task runs and what it resumes with
-        "_pool", "_value", "_exc",
+        # the core's: where the task runs and what it resumes with (``_send``: the
+        # coroutine's unbound ``send``, so a step makes no method object)
+        "_pool", "_value", "_exc", "_send",
         # the core's: the wait and cancellation state (under ``_lock``)
         "_lock", "_abort", "_cancel_pending", "_cancelled", "_waiting",
         # the core's: who learns of the end, and the group whose body this task is
@@ -56,6 +59,7 @@ class Task(Generic[T]):
         self.id = 0
         self._name = name
         self.coro = coro
+        self._send = _gen_send if type(coro) is GeneratorType else type(coro).send
         self.state = NEW
         self.dispatcher = dispatcher
         self._pool = pool
