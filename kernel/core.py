@@ -558,7 +558,7 @@ class Kernel:
         pool = self.pool_for(dispatcher)
         # Both locks order the move against another thread's cancel (the
         # task's wait state) and watch (its watchers): see Task and watch.
-        with task._lock, self.lock:
+        with task.own_lock(), self.lock:
             cancelled = self._took_cancel(task)
             if cancelled is None:        # a cancelled task stays where it is: the move did not happen
                 task._pool = pool
