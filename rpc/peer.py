@@ -18,7 +18,7 @@ from genloop.net import Stream
 from genloop.net.stream import READ_SIZE
 
 from .errors import ConnectionLost, RemoteError
-from .protocol import Connection, ProtocolError, RequestMessage, ResponseMessage, ResponsePacker
+from .protocol import REQUEST, RESPONSE, Connection, ProtocolError, new_packer
 
 log = logging.getLogger("genloop.rpc")
 
@@ -104,11 +104,11 @@ class _Call:
 
 
 def _encode(pack, msgid, error, result) -> bytes:
-    """``pack(msgid, error, result)``; a result msgpack cannot encode answers a TypeError instead."""
+    """The response ``[1, msgid, error, result]`` packed by ``pack``; a result msgpack cannot encode answers a TypeError instead."""
     try:
-        return pack(msgid, error, result)
+        return pack((RESPONSE, msgid, error, result))
     except (TypeError, ValueError, OverflowError) as e:
-        return pack(msgid, ["TypeError", f"result not serialisable: {e}"], None)
+        return pack((RESPONSE, msgid, ["TypeError", f"result not serialisable: {e}"], None))
 
 
 #: What a caller parked on an answer is doing, in the step view and the monitor.
@@ -142,8 +142,9 @@ class Peer:
         self.dispatcher = dispatcher
         self.name = name
         self._proto = Connection()
-        self._replies = ResponsePacker()      # the reader task's own: its inline answers need no lock to encode
-        self._lock = threading.Lock()     # the packer, the pending table, the output buffer
+        self._replies = new_packer()      # the reader task's own: its inline answers need no lock to encode
+        self._packer = new_packer()       # the answers of handler tasks (under _lock)
+        self._lock = threading.Lock()     # _proto's packer, _packer, the pending table, the output buffer
         self._pending = {}
         self._out = bytearray()
         # True while someone owns the sending: a flush is due at a turn's end,
@@ -269,16 +270,16 @@ class Peer:
     # -- receiving -----------------------------------------------------------
     def _read_loop(self):
         recv = self.sock.recv
-        proto = self._proto
+        receive = self._proto.receive_frames
         try:
             while True:
                 data = yield from recv(READ_SIZE)
                 if not data:
                     self._lose(ConnectionLost("the peer closed the connection"))
                     return
-                messages = proto.receive_data(data)
-                if self._answer(messages) != len(messages):     # not answers only (a client's every read)
-                    yield from self._run_requests(messages)
+                frames = receive(data)
+                if self._answer(frames) != len(frames):     # not answers only (a client's every read)
+                    yield from self._run_requests(frames)
         except ProtocolError as e:
             self._answer(e.messages)    # answers that arrived intact before the bad bytes
             log.warning("%r: dropping the connection: %s", self, e)
@@ -289,25 +290,42 @@ class Peer:
             self._lose(ConnectionLost("the connection was closed"))
             raise
 
-    def _run_requests(self, messages):
-        """Run the requests and notifications among ``messages``, pausing under back-pressure.
+    def _run_requests(self, frames):
+        """Run the requests and notifications among ``frames``, pausing under back-pressure.
 
-        The answers of plain methods gather in ``answers`` and are queued
-        under one lock, before the reader may wait and at the end.
+        A plain method runs right here, its answer packed by the reader's
+        own packer into ``answers``, which are queued under one lock, before
+        the reader may wait and at the end; the other kinds go to
+        ``_dispatch``.
         """
-        in_flight = self._in_flight
+        methods = self.methods
+        pack = self._replies.pack
         answers = bytearray()
-        for msg in messages:
-            cls = msg.__class__
-            if cls is ResponseMessage:
+        for frame in frames:
+            kind = frame[0]
+            if kind == RESPONSE:
                 continue
-            msgid = msg.msgid if cls is RequestMessage else None
-            task = self._dispatch(msgid, msg.method, msg.params, answers)
-            if task is not None:
-                answers = self._queue_answers(answers)
-                yield from in_flight.acquire()          # _serve releases it
-                yield from self._handlers.spawn(self._serve, msgid, msg.method, *task,
-                                                dispatcher=self.dispatcher, name=f"{self.name}:{msg.method}")
+            if kind == REQUEST:
+                _, msgid, name, params = frame
+            else:
+                _, name, params = frame
+                msgid = None
+            method = methods.get(name)
+            if method is not None and method.kind is PLAIN:
+                try:
+                    result = method.fn(self, *params) if method.with_peer else method.fn(*params)
+                except Exception as e:
+                    error = self._error_of(msgid, name, e)
+                    if error is not None:
+                        answers += _encode(pack, msgid, error, None)
+                else:
+                    if msgid is not None:
+                        try:        # _encode inlined: this is every answer's path
+                            answers += pack((RESPONSE, msgid, None, result))
+                        except (TypeError, ValueError, OverflowError):
+                            answers += _encode(pack, msgid, None, result)     # answers the TypeError
+            else:
+                answers = yield from self._dispatch(msgid, name, params, method, answers)
             if len(self._out) + len(answers) > HIGH_WATER:
                 answers = self._queue_answers(answers)
                 if self._backlogged():
@@ -338,8 +356,8 @@ class Peer:
             self._drained.clear()
             return True
 
-    def _answer(self, messages) -> int:
-        """Hand the responses among ``messages`` to their callers; return how many there were.
+    def _answer(self, frames) -> int:
+        """Hand the responses among ``frames`` to their callers; return how many there were.
 
         One lock for the whole read, then the wake-ups outside it. A
         response nobody waits for (timed out, cancelled, never ours) is dropped.
@@ -348,18 +366,14 @@ class Peer:
         count = 0
         with self._lock:
             pop = self._pending.pop
-            for msg in messages:
-                if msg.__class__ is not ResponseMessage:
-                    continue
-                count += 1
-                call = pop(msg.msgid, None)
-                if call is None:
-                    continue
-                if msg.error is not None:
-                    call.error = RemoteError(msg.error, call.method)
-                else:
-                    call.result = msg.result
-                answered.append(call)
+            for frame in frames:
+                if frame[0] == RESPONSE:
+                    count += 1
+                    call = pop(frame[1], None)
+                    if call is not None:
+                        call.error = None if frame[2] is None else RemoteError(frame[2], call.method)
+                        call.result = frame[3]
+                        answered.append(call)
         for call in answered:
             task = call.task        # set before the call was sent
             if task is not None:
@@ -378,14 +392,13 @@ class Peer:
         except Exception:
             log.exception("rpc callback for %s failed", call.method)
 
-    def _dispatch(self, msgid, name, params, answers: bytearray):
-        """Run an incoming request or notification (msgid None) if its method is plain.
+    def _dispatch(self, msgid, name, params, method, answers: bytearray):
+        """A request or notification (msgid None) whose method is unknown or runs in a task.
 
-        Returns None when done (a request's answer appended to ``answers``),
-        else ``(method, params)`` for a task to run: a plain function, not a
-        generator, so an inline call costs no frame.
+        An unknown method's answer goes into ``answers``; the others get a
+        task, once a slot is free (the gathered ``answers`` are queued
+        before the reader may wait). Returns the buffer to gather into next.
         """
-        method = self.methods.get(name)
         if method is None:
             if msgid is not None:
                 answers += _encode(self._replies.pack, msgid, ["NoMethodError", f"unknown method {name!r}"], None)
@@ -393,21 +406,14 @@ class Peer:
                 self._unknown.add(name)
                 log.warning("%r: notifications for unknown method %r dropped (logged once per connection)",
                             self, name)
-            return None
+            return answers
         if method.with_peer:
             params = [self, *params]
-        if method.kind is not PLAIN:
-            return method, params
-        try:
-            result = method.fn(*params)
-        except Exception as e:
-            error = self._error_of(msgid, name, e)
-            if error is not None:
-                answers += _encode(self._replies.pack, msgid, error, None)
-        else:
-            if msgid is not None:
-                answers += _encode(self._replies.pack, msgid, None, result)
-        return None
+        answers = self._queue_answers(answers)
+        yield from self._in_flight.acquire()          # _serve releases it
+        yield from self._handlers.spawn(self._serve, msgid, name, method, params,
+                                        dispatcher=self.dispatcher, name=f"{self.name}:{name}")
+        return answers
 
     @coroutine       # so that an async def method's coroutine can be awaited here
     def _serve(self, msgid, name, method, params):
@@ -440,7 +446,7 @@ class Peer:
         with self._lock:
             if self._lost is not None:
                 return
-            self._queue_locked(_encode(self._proto.send_response, msgid, error, result))
+            self._queue_locked(_encode(self._packer.pack, msgid, error, result))
 
     # -- ending --------------------------------------------------------------
     def _lose(self, exc):
