@@ -158,16 +158,20 @@ def _checked(frame) -> list:
             _, msgid, method, params = frame
             if type(msgid) is not int or not 0 <= msgid <= MAX_MSGID:
                 raise _bad_msgid(msgid)
+            if type(method) is not str:
+                method = _method_name(method)
             if type(params) is not list:
                 raise _bad_params(params)
-            return [REQUEST, msgid, method if type(method) is str else _method_name(method), params]
+            return [REQUEST, msgid, method, params]
         if kind == RESPONSE and n == 4:
             raise _bad_msgid(frame[1])      # the only check a response can fail inline
         if kind == NOTIFICATION and n == 3:
             _, method, params = frame
+            if type(method) is not str:
+                method = _method_name(method)
             if type(params) is not list:
                 raise _bad_params(params)
-            return [NOTIFICATION, method if type(method) is str else _method_name(method), params]
+            return [NOTIFICATION, method, params]
         if kind in (REQUEST, RESPONSE, NOTIFICATION):
             want = 3 if kind == NOTIFICATION else 4
             name = ("request", "response", "notification")[kind]
