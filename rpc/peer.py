@@ -69,38 +69,36 @@ class Registry(dict):
         return fn
 
 
-class _Call:
-    """A call in flight: the parked caller, or a callback, and then the answer.
+#: Where an answer wait's trap ``(PARK, arm, abort, WAITS, method, args)`` holds the call.
+METHOD, ARGS = 4, 5
 
-    It is its own park protocol (``arm``/``abort``), so waiting costs one
-    trap and no closures. A waited-for call is sent by ``arm``, under the
-    lock that records the caller: no answer can come before the caller is
-    parked, and one lock serves both.
+
+class _Callback:
+    """A ``call_cb`` in flight, to the peer just like a caller parked on its answer.
+
+    Both kinds of waiter hold the call in ``trap`` (at ``METHOD``, ``ARGS``),
+    its msgid in ``_waiting``, and take the answer through ``wake`` or
+    ``wake_exc``: here they run the callback, in the reader.
     """
 
-    __slots__ = ("peer", "method", "params", "msgid", "task", "callback", "error", "result")
+    __slots__ = ("trap", "_waiting", "callback")
 
-    def __init__(self, peer, method, params, callback=None):
-        self.peer = peer
-        self.method = method
-        self.params = params
-        self.msgid = None
-        self.task = None
+    def __init__(self, method, args, callback):
+        self.trap = (None, None, None, None, method, args)
+        self._waiting = None
         self.callback = callback
-        self.error = self.result = None
 
-    def arm(self, task):
-        self.task = task
-        self.peer._send_request(self)       # ConnectionLost is raised in the caller
-        return PARKED
+    def wake(self, result):
+        self._run(result, None)
 
-    def abort(self, task):
-        peer = self.peer
-        with peer._lock:      # read _pending under it: _lose swaps the table
-            if peer._pending.get(self.msgid) is self:
-                del peer._pending[self.msgid]       # forgotten: a late answer is dropped
-                return True
-            return False
+    def wake_exc(self, exc):
+        self._run(None, exc)
+
+    def _run(self, result, error):
+        try:
+            self.callback(result, error)
+        except Exception:
+            log.exception("rpc callback for %s failed", self.trap[METHOD])
 
 
 def _encode(pack, msgid, error, result) -> bytes:
@@ -113,12 +111,6 @@ def _encode(pack, msgid, error, result) -> bytes:
 
 #: What a caller parked on an answer is doing, in the step view and the monitor.
 WAITS = "waits for an rpc answer"
-
-
-@coroutine
-def _wait(call):
-    """Wait for ``call``'s answer (a generator, for ``timeout_after``)."""
-    return (yield (PARK, call.arm, call.abort, WAITS))
 
 
 class Peer:
@@ -151,6 +143,8 @@ class Peer:
         # or the writer task sends; who sets it sends everything queued meanwhile.
         self._sending = False
         self._flush_bound = self._flush
+        # The answer wait's park protocol, bound once: per call, only the trap tuple is new.
+        self._arm_answer, self._abort_answer = self._arm_answer, self._abort_answer
         self._wakeup = Event()        # the writer task's: the socket was full, or no turn end flushes
         self._drained = Event()
         self._drained.set()
@@ -174,14 +168,6 @@ class Peer:
         return self
 
     # -- calling -------------------------------------------------------------
-    def _send_request(self, call):
-        with self._lock:
-            if self._lost is not None:
-                raise ConnectionLost(f"{call.method}: {self._lost}")
-            call.msgid, data = self._proto.send_request(call.method, call.params)
-            self._pending[call.msgid] = call
-            self._queue_locked(data)
-
     @coroutine
     def call(self, method: str, *args, timeout: float | None = None):
         """Call ``method(*args)`` on the peer and return its result (a trap).
@@ -190,10 +176,40 @@ class Peer:
         connection drops first, ``Timeout`` after ``timeout`` seconds (the
         call is then forgotten: a late answer is dropped).
         """
-        call = _Call(self, method, args)       # sent as the caller parks (_Call.arm)
         if timeout is not None:
-            return (yield from timeout_after(timeout, _wait, call))
-        return (yield (PARK, call.arm, call.abort, WAITS))     # _wait inlined: this is the hot path
+            return (yield from timeout_after(timeout, self._wait, method, args))
+        return (yield (PARK, self._arm_answer, self._abort_answer, WAITS, method, args))   # _wait inlined: the hot path
+
+    @coroutine
+    def _wait(self, method, args):
+        """Send the call and wait for its answer (a generator, for ``timeout_after``)."""
+        return (yield (PARK, self._arm_answer, self._abort_answer, WAITS, method, args))
+
+    def _arm_answer(self, waiter):
+        """Send the call in ``waiter.trap`` and record ``waiter`` for its answer, under one lock.
+
+        The park's ``arm`` (the kernel holds the task's wait state): no
+        answer can come before the caller is parked. ``ConnectionLost`` is
+        raised in the caller.
+        """
+        trap = waiter.trap
+        with self._lock:
+            if self._lost is not None:
+                raise ConnectionLost(f"{trap[METHOD]}: {self._lost}")
+            msgid, data = self._proto.send_request(trap[METHOD], trap[ARGS])
+            self._pending[msgid] = waiter
+            waiter._waiting = msgid       # for _abort_answer
+            self._queue_locked(data)
+        return PARKED
+
+    def _abort_answer(self, task):
+        """Forget the call ``task`` waits for (cancelled, timed out): a late answer is dropped."""
+        with self._lock:      # read _pending under it: _lose swaps the table
+            pending = self._pending
+            if pending.get(task._waiting) is task:
+                del pending[task._waiting]
+                return True
+            return False
 
     def call_cb(self, method: str, args, callback) -> None:
         """Callback style: send the call now; later ``callback(result, error)`` runs in the reader.
@@ -201,9 +217,9 @@ class Peer:
         ``error`` is None on success, else the ``RemoteError`` or
         ``ConnectionLost``. A plain function: no ``yield from``.
         """
-        call = _Call(self, method, args, callback)
+        waiter = _Callback(method, args, callback)
         try:
-            self._send_request(call)
+            self._arm_answer(waiter)
         except ConnectionLost as e:
             callback(None, e)
 
@@ -369,28 +385,15 @@ class Peer:
             for frame in frames:
                 if frame[0] == RESPONSE:
                     count += 1
-                    call = pop(frame[1], None)
-                    if call is not None:
-                        call.error = None if frame[2] is None else RemoteError(frame[2], call.method)
-                        call.result = frame[3]
-                        answered.append(call)
-        for call in answered:
-            task = call.task        # set before the call was sent
-            if task is not None:
-                if call.error is None:
-                    task.wake(call.result)
-                else:
-                    task.wake_exc(call.error)
-            elif call.callback is not None:
-                self._run_callback(call)
+                    waiter = pop(frame[1], None)
+                    if waiter is not None:
+                        answered.append((waiter, frame))
+        for waiter, frame in answered:
+            if frame[2] is None:
+                waiter.wake(frame[3])
+            else:
+                waiter.wake_exc(RemoteError(frame[2], waiter.trap[METHOD]))
         return count
-
-    @staticmethod
-    def _run_callback(call):
-        try:
-            call.callback(call.result, call.error)
-        except Exception:
-            log.exception("rpc callback for %s failed", call.method)
 
     def _dispatch(self, msgid, name, params, method, answers: bytearray):
         """A request or notification (msgid None) whose method is unknown or runs in a task.
@@ -456,13 +459,8 @@ class Peer:
                 return
             lost = self._lost = exc if isinstance(exc, ConnectionLost) else ConnectionLost(str(exc))
             pending, self._pending = self._pending, {}
-            for call in pending.values():      # each sent, so its task (if any) is set
-                call.error = ConnectionLost(f"{call.method}: {lost}")
-        for call in pending.values():
-            if call.task is not None:
-                call.task.wake_exc(call.error)
-            elif call.callback is not None:
-                self._run_callback(call)
+        for waiter in pending.values():
+            waiter.wake_exc(ConnectionLost(f"{waiter.trap[METHOD]}: {lost}"))
         self._drained.set()
         self.closed.set()
         self._handlers.cancel()
