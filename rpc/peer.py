@@ -240,29 +240,33 @@ class Peer:
                 self._wakeup.set()
 
     def _flush(self):
-        """Send what this thread's turn queued, straight to the socket; past a full one the writer task goes on."""
-        send = self.sock.sock.send
-        lock = self._lock
-        while True:
-            with lock:
-                data, self._out = self._out, bytearray()
-                if not data:
+        """Send what this thread's turn queued, straight to the socket; past a full one the writer task goes on.
+
+        The send is made under the lock (it does not block): bytes other
+        threads queue meanwhile wait for it and so leave after it, and one
+        lock serves the whole flush.
+        """
+        failed = None
+        with self._lock:
+            data = self._out
+            try:
+                sent = self.sock.sock.send(data) if data else 0
+            except BlockingIOError:
+                pass        # full: the writer task waits for room
+            except OSError as e:
+                failed = e
+            else:
+                if sent == len(data):
+                    self._out = bytearray()
                     self._sending = False
                     if not self._drained.is_set():      # cleared only under this lock
                         self._drained.set()
                     return
-            try:
-                sent = send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError as e:
-                self._lose(e)
-                return
-            if sent < len(data):
-                with lock:      # the rest goes first: a TLS send must be retried with the same bytes
-                    self._out[:0] = memoryview(data)[sent:]
-                self._wakeup.set()
-                return
+                del data[:sent]     # the rest goes first: a TLS send must be retried with the same bytes
+        if failed is not None:
+            self._lose(failed)
+        else:
+            self._wakeup.set()
 
     def _write_loop(self):
         """Send what a flush left (the socket was full) or what came from a thread without turns."""
