@@ -9,11 +9,12 @@ no task is woken to send them; a writer task sends only what a full socket
 did not take (and everything queued from a thread that runs no turns).
 """
 import logging
+import socket
 import threading
 
 from genloop.kernel import Cancelled, Dispatchers, Event, Semaphore, TaskGroup, coroutine, spawn, timeout_after, with_context
 from genloop.kernel.current import current_kernel
-from genloop.kernel.traps import PARK, PARKED
+from genloop.kernel.traps import IO, PARK, PARKED, READ
 from genloop.net import Stream
 from genloop.net.stream import READ_SIZE
 
@@ -291,6 +292,11 @@ class Peer:
     def _read_loop(self):
         recv = self.sock.recv
         receive = self._proto.receive_frames
+        # A short read leaves a stream socket drained (epoll(7)): then wait for
+        # its next edge rather than try a recv bound to fail (an exception
+        # per read). Not through TLS, whose layer may hold decrypted bytes.
+        raw = self.sock.sock
+        drained = (IO, raw, READ) if type(raw) is socket.socket else None
         try:
             while True:
                 data = yield from recv(READ_SIZE)
@@ -300,6 +306,8 @@ class Peer:
                 frames = receive(data)
                 if self._answer(frames) != len(frames):     # not answers only (a client's every read)
                     yield from self._run_requests(frames)
+                if drained is not None and len(data) < READ_SIZE:
+                    yield drained
         except ProtocolError as e:
             self._answer(e.messages)    # answers that arrived intact before the bad bytes
             log.warning("%r: dropping the connection: %s", self, e)
