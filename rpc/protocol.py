@@ -357,16 +357,18 @@ class Connection:
             pos += len(chunk)
             self._fed += len(chunk)
             for frame in unpacker:
+                self._frame_start = tell()     # here, not after the loop: a frame cut short moves tell() on
                 # The hot shapes checked inline (a request with a str name, a
                 # response), everything else by _checked: no call per message.
-                if (type(frame) is list and len(frame) == 4 and type(msgid := frame[1]) is int
-                        and 0 <= msgid <= MAX_MSGID and type(kind := frame[0]) is int
-                        and (kind == RESPONSE or kind == REQUEST and type(frame[2]) is str
-                             and type(frame[3]) is list)):
-                    append(frame)
-                else:
-                    append(_checked(frame))
-                self._frame_start = tell()     # here, not after the loop: a frame cut short moves tell() on
+                # ``__class__ is``: an exact type, as type() but cheaper.
+                if frame.__class__ is list and len(frame) == 4:
+                    kind, msgid, third, params = frame
+                    if (msgid.__class__ is int and 0 <= msgid <= MAX_MSGID and kind.__class__ is int
+                            and (kind == RESPONSE or kind == REQUEST and third.__class__ is str
+                                 and params.__class__ is list)):
+                        append(frame)
+                        continue
+                append(_checked(frame))
             if self._frame_start < self._fed:
                 self._check_lengths(chunk)
             if self._fed - self._frame_start >= limit:
