@@ -210,7 +210,9 @@ class Peer:
             msgid, data = self._proto.send_request(trap[METHOD], trap[ARGS])
             self._pending[msgid] = waiter
             waiter._waiting = msgid       # for _abort_answer
-            self._queue_locked(data)
+            self._out += data             # _queue_locked inlined: the hot path
+            if not self._sending:
+                self._start_sending()
         finally:
             lock.release()
         return PARKED
@@ -247,10 +249,14 @@ class Peer:
     def _queue_locked(self, data):
         self._out += data
         if not self._sending:
-            self._sending = True
-            kernel = current_kernel()
-            if kernel is None or not kernel.at_turn_end(self._flush_bound):
-                self._wakeup.set()
+            self._start_sending()
+
+    def _start_sending(self):
+        """Own the sending (under the lock): flush at this thread's turn end, else wake the writer task."""
+        self._sending = True
+        kernel = current_kernel()
+        if kernel is None or not kernel.at_turn_end(self._flush_bound):
+            self._wakeup.set()
 
     def _flush(self):
         """Send what this thread's turn queued, straight to the socket; past a full one the writer task goes on.
