@@ -314,19 +314,26 @@ class Peer:
         receive = self._proto.receive_frames
         # A short read leaves a stream socket drained (epoll(7)): then wait for
         # its next edge rather than try a recv bound to fail (an exception
-        # per read). Not through TLS, whose layer may hold decrypted bytes.
+        # per read). A plain socket is read directly, its waits being ours;
+        # TLS goes through net's Socket, whose layer may hold decrypted bytes.
         raw = self.sock.sock
-        drained = (IO, raw, READ) if type(raw) is socket.socket else None
+        plain = type(raw) is socket.socket
+        raw_recv = raw.recv
+        drained = (IO, raw, READ)
         try:
             while True:
-                data = yield from recv(READ_SIZE)
+                try:
+                    data = raw_recv(READ_SIZE) if plain else (yield from recv(READ_SIZE))
+                except BlockingIOError:     # the edge we woke for was an old one
+                    yield drained
+                    continue
                 if not data:
                     self._lose(ConnectionLost("the peer closed the connection"))
                     return
                 frames = receive(data)
                 if self._answer(frames) != len(frames):     # not answers only (a client's every read)
                     yield from self._run_requests(frames)
-                if drained is not None and len(data) < READ_SIZE:
+                if plain and len(data) < READ_SIZE:
                     yield drained
         except ProtocolError as e:
             self._answer(e.messages)    # answers that arrived intact before the bad bytes
