@@ -356,6 +356,7 @@ class Peer:
         methods = self.methods
         pack = self._replies.pack
         answers = bytearray()
+        answer = [RESPONSE, None, None, None]   # every inline success packed from this one array: no allocation each
         for frame in frames:
             kind = frame[0]
             if kind == RESPONSE:
@@ -375,8 +376,10 @@ class Peer:
                         answers += _encode(pack, msgid, error, None)
                 else:
                     if msgid is not None:
+                        answer[1] = msgid
+                        answer[3] = result
                         try:        # _encode inlined: this is every answer's path
-                            answers += pack((RESPONSE, msgid, None, result))
+                            answers += pack(answer)
                         except (TypeError, ValueError, OverflowError):
                             answers += _encode(pack, msgid, None, result)     # answers the TypeError
             else:
