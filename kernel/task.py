@@ -84,7 +84,7 @@ class Task(Generic[T]):
         self.trap = None      # what the task last waited for (monitor, stepper)
         self.parent = parent
         self.steps = 0
-        self._waiting = None  # per-wait data of the kernel's own waits (a timer entry)
+        self._waiting = None  # per-wait data of the current park's arm and abort (a timer entry, an rpc msgid)
         self.since = 0.0      # clock time of the latest park (monitor: "waiting for how long")
 
     @property

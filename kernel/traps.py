@@ -34,7 +34,8 @@ CURRENT = 3    # (CURRENT,)
 IO = 4         # (IO, file or fd, READ or WRITE)
 CALL = 5       # (CALL, dispatcher, fn, args, timeout)
 SWITCH = 6     # (SWITCH, dispatcher)
-PARK = 7       # (PARK, arm, abort[, what]): ``what`` says in words what the task waits for
+PARK = 7       # (PARK, arm, abort[, what, ...]): ``what`` says in words what the task waits for;
+               # items after it are the wait's own, for an arm bound once to read from ``task.trap``
 TRAP_CODES = (SPAWN, JOIN, SLEEP, CURRENT, IO, CALL, SWITCH, PARK)
 assert sorted(TRAP_CODES) == list(range(len(TRAP_CODES))), "trap codes must be 0..n-1, each once"
 READ, WRITE = 0, 1

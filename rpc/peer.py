@@ -9,16 +9,17 @@ no task is woken to send them; a writer task sends only what a full socket
 did not take (and everything queued from a thread that runs no turns).
 """
 import logging
+import socket
 import threading
 
 from genloop.kernel import Cancelled, Dispatchers, Event, Semaphore, TaskGroup, coroutine, spawn, timeout_after, with_context
 from genloop.kernel.current import current_kernel
-from genloop.kernel.traps import PARK, PARKED
+from genloop.kernel.traps import IO, PARK, PARKED, READ
 from genloop.net import Stream
 from genloop.net.stream import READ_SIZE
 
 from .errors import ConnectionLost, RemoteError
-from .protocol import Connection, ProtocolError, RequestMessage, ResponseMessage, ResponsePacker
+from .protocol import REQUEST, RESPONSE, Connection, ProtocolError, new_packer
 
 log = logging.getLogger("genloop.rpc")
 
@@ -69,56 +70,48 @@ class Registry(dict):
         return fn
 
 
-class _Call:
-    """A call in flight: the parked caller, or a callback, and then the answer.
+#: Where an answer wait's trap ``(PARK, arm, abort, WAITS, method, args)`` holds the call.
+METHOD, ARGS = 4, 5
 
-    It is its own park protocol (``arm``/``abort``), so waiting costs one
-    trap and no closures. A waited-for call is sent by ``arm``, under the
-    lock that records the caller: no answer can come before the caller is
-    parked, and one lock serves both.
+
+class _Callback:
+    """A ``call_cb`` in flight, to the peer just like a caller parked on its answer.
+
+    Both kinds of waiter hold the call in ``trap`` (at ``METHOD``, ``ARGS``),
+    its msgid in ``_waiting``, and take the answer through ``wake`` or
+    ``wake_exc``: here they run the callback, in the reader.
     """
 
-    __slots__ = ("peer", "method", "params", "msgid", "task", "callback", "error", "result")
+    __slots__ = ("trap", "_waiting", "callback")
 
-    def __init__(self, peer, method, params, callback=None):
-        self.peer = peer
-        self.method = method
-        self.params = params
-        self.msgid = None
-        self.task = None
+    def __init__(self, method, args, callback):
+        self.trap = (None, None, None, None, method, args)
+        self._waiting = None
         self.callback = callback
-        self.error = self.result = None
 
-    def arm(self, task):
-        self.task = task
-        self.peer._send_request(self)       # ConnectionLost is raised in the caller
-        return PARKED
+    def wake(self, result):
+        self._run(result, None)
 
-    def abort(self, task):
-        peer = self.peer
-        with peer._lock:      # read _pending under it: _lose swaps the table
-            if peer._pending.get(self.msgid) is self:
-                del peer._pending[self.msgid]       # forgotten: a late answer is dropped
-                return True
-            return False
+    def wake_exc(self, exc):
+        self._run(None, exc)
+
+    def _run(self, result, error):
+        try:
+            self.callback(result, error)
+        except Exception:
+            log.exception("rpc callback for %s failed", self.trap[METHOD])
 
 
 def _encode(pack, msgid, error, result) -> bytes:
-    """``pack(msgid, error, result)``; a result msgpack cannot encode answers a TypeError instead."""
+    """The response ``[1, msgid, error, result]`` packed by ``pack``; a result msgpack cannot encode answers a TypeError instead."""
     try:
-        return pack(msgid, error, result)
+        return pack((RESPONSE, msgid, error, result))
     except (TypeError, ValueError, OverflowError) as e:
-        return pack(msgid, ["TypeError", f"result not serialisable: {e}"], None)
+        return pack((RESPONSE, msgid, ["TypeError", f"result not serialisable: {e}"], None))
 
 
 #: What a caller parked on an answer is doing, in the step view and the monitor.
 WAITS = "waits for an rpc answer"
-
-
-@coroutine
-def _wait(call):
-    """Wait for ``call``'s answer (a generator, for ``timeout_after``)."""
-    return (yield (PARK, call.arm, call.abort, WAITS))
 
 
 class Peer:
@@ -141,15 +134,26 @@ class Peer:
         self.methods = methods if methods is not None else Registry()
         self.dispatcher = dispatcher
         self.name = name
+        # Who owns what. The reader task alone (one step at a time, on
+        # whichever thread: the run queue hands it over) owns _proto's
+        # unpacker, _replies and _unknown: no lock. Callers, handler tasks,
+        # cancellers and turn-end flushes come from any thread (Main, workers,
+        # plain threads), so the rest is shared, under _lock: _proto's packer
+        # and msgid counter, _packer, _pending (msgid -> waiter), _out,
+        # _sending, _lost. The hot paths take it as lock.acquire() and
+        # try/finally release(): half the instructions of ``with`` on CPython 3.11.
         self._proto = Connection()
-        self._replies = ResponsePacker()      # the reader task's own: its inline answers need no lock to encode
-        self._lock = threading.Lock()     # the packer, the pending table, the output buffer
+        self._replies = new_packer()      # the reader's: its inline answers need no lock to encode
+        self._packer = new_packer()       # the answers of handler tasks
+        self._lock = threading.Lock()
         self._pending = {}
         self._out = bytearray()
         # True while someone owns the sending: a flush is due at a turn's end,
         # or the writer task sends; who sets it sends everything queued meanwhile.
         self._sending = False
         self._flush_bound = self._flush
+        # The answer wait's park protocol, bound once: per call, only the trap tuple is new.
+        self._arm_answer, self._abort_answer = self._arm_answer, self._abort_answer
         self._wakeup = Event()        # the writer task's: the socket was full, or no turn end flushes
         self._drained = Event()
         self._drained.set()
@@ -173,14 +177,6 @@ class Peer:
         return self
 
     # -- calling -------------------------------------------------------------
-    def _send_request(self, call):
-        with self._lock:
-            if self._lost is not None:
-                raise ConnectionLost(f"{call.method}: {self._lost}")
-            call.msgid, data = self._proto.send_request(call.method, call.params)
-            self._pending[call.msgid] = call
-            self._queue_locked(data)
-
     @coroutine
     def call(self, method: str, *args, timeout: float | None = None):
         """Call ``method(*args)`` on the peer and return its result (a trap).
@@ -189,10 +185,46 @@ class Peer:
         connection drops first, ``Timeout`` after ``timeout`` seconds (the
         call is then forgotten: a late answer is dropped).
         """
-        call = _Call(self, method, args)       # sent as the caller parks (_Call.arm)
         if timeout is not None:
-            return (yield from timeout_after(timeout, _wait, call))
-        return (yield (PARK, call.arm, call.abort, WAITS))     # _wait inlined: this is the hot path
+            return (yield from timeout_after(timeout, self._wait, method, args))
+        return (yield (PARK, self._arm_answer, self._abort_answer, WAITS, method, args))   # _wait inlined: the hot path
+
+    @coroutine
+    def _wait(self, method, args):
+        """Send the call and wait for its answer (a generator, for ``timeout_after``)."""
+        return (yield (PARK, self._arm_answer, self._abort_answer, WAITS, method, args))
+
+    def _arm_answer(self, waiter):
+        """Send the call in ``waiter.trap`` and record ``waiter`` for its answer, under one lock.
+
+        The park's ``arm`` (the kernel holds the task's wait state): no
+        answer can come before the caller is parked. ``ConnectionLost`` is
+        raised in the caller.
+        """
+        trap = waiter.trap
+        lock = self._lock
+        lock.acquire()      # not ``with``: see _lock
+        try:
+            if self._lost is not None:
+                raise ConnectionLost(f"{trap[METHOD]}: {self._lost}")
+            msgid, data = self._proto.send_request(trap[METHOD], trap[ARGS])
+            self._pending[msgid] = waiter
+            waiter._waiting = msgid       # for _abort_answer
+            self._out += data             # _queue_locked inlined: the hot path
+            if not self._sending:
+                self._start_sending()
+        finally:
+            lock.release()
+        return PARKED
+
+    def _abort_answer(self, task):
+        """Forget the call ``task`` waits for (cancelled, timed out): a late answer is dropped."""
+        with self._lock:      # read _pending under it: _lose swaps the table
+            pending = self._pending
+            if pending.get(task._waiting) is task:
+                del pending[task._waiting]
+                return True
+            return False
 
     def call_cb(self, method: str, args, callback) -> None:
         """Callback style: send the call now; later ``callback(result, error)`` runs in the reader.
@@ -200,9 +232,9 @@ class Peer:
         ``error`` is None on success, else the ``RemoteError`` or
         ``ConnectionLost``. A plain function: no ``yield from``.
         """
-        call = _Call(self, method, args, callback)
+        waiter = _Callback(method, args, callback)
         try:
-            self._send_request(call)
+            self._arm_answer(waiter)
         except ConnectionLost as e:
             callback(None, e)
 
@@ -217,35 +249,45 @@ class Peer:
     def _queue_locked(self, data):
         self._out += data
         if not self._sending:
-            self._sending = True
-            kernel = current_kernel()
-            if kernel is None or not kernel.at_turn_end(self._flush_bound):
-                self._wakeup.set()
+            self._start_sending()
+
+    def _start_sending(self):
+        """Own the sending (under the lock): flush at this thread's turn end, else wake the writer task."""
+        self._sending = True
+        kernel = current_kernel()
+        if kernel is None or not kernel.at_turn_end(self._flush_bound):
+            self._wakeup.set()
 
     def _flush(self):
-        """Send what this thread's turn queued, straight to the socket; past a full one the writer task goes on."""
-        send = self.sock.sock.send
+        """Send what this thread's turn queued, straight to the socket; past a full one the writer task goes on.
+
+        The send is made under the lock (it does not block): bytes other
+        threads queue meanwhile wait for it and so leave after it, and one
+        lock serves the whole flush.
+        """
+        failed = None
         lock = self._lock
-        while True:
-            with lock:
-                data, self._out = self._out, bytearray()
-                if not data:
-                    self._sending = False
-                    if not self._drained.is_set():      # cleared only under this lock
-                        self._drained.set()
-                    return
-            try:
-                sent = send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError as e:
-                self._lose(e)
+        lock.acquire()      # not ``with``: see _lock
+        try:
+            data = self._out
+            sent = self.sock.sock.send(data) if data else 0
+            if sent == len(data):
+                self._out = bytearray()
+                self._sending = False
+                if not self._drained.is_set():      # cleared only under this lock
+                    self._drained.set()
                 return
-            if sent < len(data):
-                with lock:      # the rest goes first: a TLS send must be retried with the same bytes
-                    self._out[:0] = memoryview(data)[sent:]
-                self._wakeup.set()
-                return
+            del data[:sent]     # the rest goes first: a TLS send must be retried with the same bytes
+        except BlockingIOError:
+            pass        # full: the writer task waits for room
+        except OSError as e:
+            failed = e
+        finally:
+            lock.release()
+        if failed is not None:
+            self._lose(failed)
+        else:
+            self._wakeup.set()
 
     def _write_loop(self):
         """Send what a flush left (the socket was full) or what came from a thread without turns."""
@@ -269,16 +311,30 @@ class Peer:
     # -- receiving -----------------------------------------------------------
     def _read_loop(self):
         recv = self.sock.recv
-        proto = self._proto
+        receive = self._proto.receive_frames
+        # A short read leaves a stream socket drained (epoll(7)): then wait for
+        # its next edge rather than try a recv bound to fail (an exception
+        # per read). A plain socket is read directly, its waits being ours;
+        # TLS goes through net's Socket, whose layer may hold decrypted bytes.
+        raw = self.sock.sock
+        plain = type(raw) is socket.socket
+        raw_recv = raw.recv
+        drained = (IO, raw, READ)
         try:
             while True:
-                data = yield from recv(READ_SIZE)
+                try:
+                    data = raw_recv(READ_SIZE) if plain else (yield from recv(READ_SIZE))
+                except BlockingIOError:     # the edge we woke for was an old one
+                    yield drained
+                    continue
                 if not data:
                     self._lose(ConnectionLost("the peer closed the connection"))
                     return
-                messages = proto.receive_data(data)
-                if self._answer(messages) != len(messages):     # not answers only (a client's every read)
-                    yield from self._run_requests(messages)
+                frames = receive(data)
+                if self._answer(frames) != len(frames):     # not answers only (a client's every read)
+                    yield from self._run_requests(frames)
+                if plain and len(data) < READ_SIZE:
+                    yield drained
         except ProtocolError as e:
             self._answer(e.messages)    # answers that arrived intact before the bad bytes
             log.warning("%r: dropping the connection: %s", self, e)
@@ -289,25 +345,45 @@ class Peer:
             self._lose(ConnectionLost("the connection was closed"))
             raise
 
-    def _run_requests(self, messages):
-        """Run the requests and notifications among ``messages``, pausing under back-pressure.
+    def _run_requests(self, frames):
+        """Run the requests and notifications among ``frames``, pausing under back-pressure.
 
-        The answers of plain methods gather in ``answers`` and are queued
-        under one lock, before the reader may wait and at the end.
+        A plain method runs right here, its answer packed by the reader's
+        own packer into ``answers``, which are queued under one lock, before
+        the reader may wait and at the end; the other kinds go to
+        ``_dispatch``.
         """
-        in_flight = self._in_flight
+        methods = self.methods
+        pack = self._replies.pack
         answers = bytearray()
-        for msg in messages:
-            cls = msg.__class__
-            if cls is ResponseMessage:
+        answer = [RESPONSE, None, None, None]   # every inline success packed from this one array: no allocation each
+        for frame in frames:
+            kind = frame[0]
+            if kind == RESPONSE:
                 continue
-            msgid = msg.msgid if cls is RequestMessage else None
-            task = self._dispatch(msgid, msg.method, msg.params, answers)
-            if task is not None:
-                answers = self._queue_answers(answers)
-                yield from in_flight.acquire()          # _serve releases it
-                yield from self._handlers.spawn(self._serve, msgid, msg.method, *task,
-                                                dispatcher=self.dispatcher, name=f"{self.name}:{msg.method}")
+            if kind == REQUEST:
+                _, msgid, name, params = frame
+            else:
+                _, name, params = frame
+                msgid = None
+            method = methods.get(name)
+            if method is not None and method.kind is PLAIN:
+                try:
+                    result = method.fn(self, *params) if method.with_peer else method.fn(*params)
+                except Exception as e:
+                    error = self._error_of(msgid, name, e)
+                    if error is not None:
+                        answers += _encode(pack, msgid, error, None)
+                else:
+                    if msgid is not None:
+                        answer[1] = msgid
+                        answer[3] = result
+                        try:        # _encode inlined: this is every answer's path
+                            answers += pack(answer)
+                        except (TypeError, ValueError, OverflowError):
+                            answers += _encode(pack, msgid, None, result)     # answers the TypeError
+            else:
+                answers = yield from self._dispatch(msgid, name, params, method, answers)
             if len(self._out) + len(answers) > HIGH_WATER:
                 answers = self._queue_answers(answers)
                 if self._backlogged():
@@ -317,9 +393,13 @@ class Peer:
     def _queue_answers(self, answers: bytearray) -> bytearray:
         """Queue the gathered inline answers (if the connection still stands); returns a fresh buffer."""
         if answers:
-            with self._lock:
+            lock = self._lock
+            lock.acquire()      # not ``with``: see _lock
+            try:
                 if self._lost is None:
                     self._queue_locked(answers)
+            finally:
+                lock.release()
             return bytearray()
         return answers
 
@@ -338,54 +418,40 @@ class Peer:
             self._drained.clear()
             return True
 
-    def _answer(self, messages) -> int:
-        """Hand the responses among ``messages`` to their callers; return how many there were.
+    def _answer(self, frames) -> int:
+        """Hand the responses among ``frames`` to their callers; return how many there were.
 
         One lock for the whole read, then the wake-ups outside it. A
         response nobody waits for (timed out, cancelled, never ours) is dropped.
         """
         answered = []
         count = 0
-        with self._lock:
+        lock = self._lock
+        lock.acquire()      # not ``with``: see _lock
+        try:
             pop = self._pending.pop
-            for msg in messages:
-                if msg.__class__ is not ResponseMessage:
-                    continue
-                count += 1
-                call = pop(msg.msgid, None)
-                if call is None:
-                    continue
-                if msg.error is not None:
-                    call.error = RemoteError(msg.error, call.method)
-                else:
-                    call.result = msg.result
-                answered.append(call)
-        for call in answered:
-            task = call.task        # set before the call was sent
-            if task is not None:
-                if call.error is None:
-                    task.wake(call.result)
-                else:
-                    task.wake_exc(call.error)
-            elif call.callback is not None:
-                self._run_callback(call)
+            for frame in frames:
+                if frame[0] == RESPONSE:
+                    count += 1
+                    waiter = pop(frame[1], None)
+                    if waiter is not None:
+                        answered.append((waiter, frame))
+        finally:
+            lock.release()
+        for waiter, frame in answered:
+            if frame[2] is None:
+                waiter.wake(frame[3])
+            else:
+                waiter.wake_exc(RemoteError(frame[2], waiter.trap[METHOD]))
         return count
 
-    @staticmethod
-    def _run_callback(call):
-        try:
-            call.callback(call.result, call.error)
-        except Exception:
-            log.exception("rpc callback for %s failed", call.method)
+    def _dispatch(self, msgid, name, params, method, answers: bytearray):
+        """A request or notification (msgid None) whose method is unknown or runs in a task.
 
-    def _dispatch(self, msgid, name, params, answers: bytearray):
-        """Run an incoming request or notification (msgid None) if its method is plain.
-
-        Returns None when done (a request's answer appended to ``answers``),
-        else ``(method, params)`` for a task to run: a plain function, not a
-        generator, so an inline call costs no frame.
+        An unknown method's answer goes into ``answers``; the others get a
+        task, once a slot is free (the gathered ``answers`` are queued
+        before the reader may wait). Returns the buffer to gather into next.
         """
-        method = self.methods.get(name)
         if method is None:
             if msgid is not None:
                 answers += _encode(self._replies.pack, msgid, ["NoMethodError", f"unknown method {name!r}"], None)
@@ -393,21 +459,14 @@ class Peer:
                 self._unknown.add(name)
                 log.warning("%r: notifications for unknown method %r dropped (logged once per connection)",
                             self, name)
-            return None
+            return answers
         if method.with_peer:
             params = [self, *params]
-        if method.kind is not PLAIN:
-            return method, params
-        try:
-            result = method.fn(*params)
-        except Exception as e:
-            error = self._error_of(msgid, name, e)
-            if error is not None:
-                answers += _encode(self._replies.pack, msgid, error, None)
-        else:
-            if msgid is not None:
-                answers += _encode(self._replies.pack, msgid, None, result)
-        return None
+        answers = self._queue_answers(answers)
+        yield from self._in_flight.acquire()          # _serve releases it
+        yield from self._handlers.spawn(self._serve, msgid, name, method, params,
+                                        dispatcher=self.dispatcher, name=f"{self.name}:{name}")
+        return answers
 
     @coroutine       # so that an async def method's coroutine can be awaited here
     def _serve(self, msgid, name, method, params):
@@ -440,7 +499,7 @@ class Peer:
         with self._lock:
             if self._lost is not None:
                 return
-            self._queue_locked(_encode(self._proto.send_response, msgid, error, result))
+            self._queue_locked(_encode(self._packer.pack, msgid, error, result))
 
     # -- ending --------------------------------------------------------------
     def _lose(self, exc):
@@ -450,13 +509,8 @@ class Peer:
                 return
             lost = self._lost = exc if isinstance(exc, ConnectionLost) else ConnectionLost(str(exc))
             pending, self._pending = self._pending, {}
-            for call in pending.values():      # each sent, so its task (if any) is set
-                call.error = ConnectionLost(f"{call.method}: {lost}")
-        for call in pending.values():
-            if call.task is not None:
-                call.task.wake_exc(call.error)
-            elif call.callback is not None:
-                self._run_callback(call)
+        for waiter in pending.values():
+            waiter.wake_exc(ConnectionLost(f"{waiter.trap[METHOD]}: {lost}"))
         self._drained.set()
         self.closed.set()
         self._handlers.cancel()

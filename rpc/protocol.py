@@ -32,6 +32,7 @@ __all__ = [
     "ProtocolError",
     "RequestMessage",
     "ResponseMessage",
+    "new_packer",
     "next_msgid",
 ]
 
@@ -138,12 +139,15 @@ def _method_name(method) -> str:
     raise ProtocolError(f"method name must be a string, got {_short(method)}")
 
 
-def _parse(frame):
-    """Validate one decoded msgpack object and build the message it encodes.
+def _checked(frame) -> list:
+    """Validate one decoded msgpack object off the hot path; return it as a frame.
 
-    Checks use type() rather than isinstance(): msgpack only produces exact
-    types, and a bool (an int subclass) is neither a type code nor a msgid.
-    A valid frame costs a few type checks and no extra calls.
+    The decode loop checks the common shapes (a request with a str name, a
+    response) inline; this sees the rest: notifications, names sent as bin
+    (the returned frame then holds the str), and everything off-spec, which
+    raises. Checks use type() rather than isinstance(): msgpack only
+    produces exact types, and a bool (an int subclass) is neither a type
+    code nor a msgid.
     """
     if type(frame) is not list:
         raise ProtocolError(f"message must be an array, got {_short(frame)}")
@@ -158,24 +162,30 @@ def _parse(frame):
                 method = _method_name(method)
             if type(params) is not list:
                 raise _bad_params(params)
-            return RequestMessage(msgid, method, params)
+            return [REQUEST, msgid, method, params]
         if kind == RESPONSE and n == 4:
-            _, msgid, error, result = frame
-            if type(msgid) is not int or not 0 <= msgid <= MAX_MSGID:
-                raise _bad_msgid(msgid)
-            return ResponseMessage(msgid, error, result)
+            raise _bad_msgid(frame[1])      # the only check a response can fail inline
         if kind == NOTIFICATION and n == 3:
             _, method, params = frame
             if type(method) is not str:
                 method = _method_name(method)
             if type(params) is not list:
                 raise _bad_params(params)
-            return NotificationMessage(method, params)
+            return [NOTIFICATION, method, params]
         if kind in (REQUEST, RESPONSE, NOTIFICATION):
             want = 3 if kind == NOTIFICATION else 4
             name = ("request", "response", "notification")[kind]
             raise ProtocolError(f"{name} must be an array of {want} elements, got {n}: {_short(frame)}")
     raise ProtocolError(f"message type must be 0, 1 or 2, got {_short(kind)} in {_short(frame)}")
+
+
+#: The message class of each frame kind (``Connection.receive_data``).
+_MESSAGES = (RequestMessage, ResponseMessage, NotificationMessage)
+
+
+def _message(frame):
+    """The message object of a valid frame."""
+    return _MESSAGES[frame[0]](*frame[1:])
 
 
 #: Bytes after the type byte of a fixed-size msgpack item: nil, bools, floats, ints, fixext.
@@ -276,7 +286,7 @@ class Connection:
         # raw=False: str arrives as str (bin stays bytes). strict_map_key=False:
         # other languages use ints and the like as map keys; accept them.
         self._unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=max_buffer_size)
-        self._packer = msgpack.Packer(use_bin_type=True)
+        self._packer = new_packer()
         self._next_msgid = first_msgid
         self._max_frame = max_buffer_size
         self._fed = 0  # bytes fed to the unpacker so far
@@ -292,25 +302,43 @@ class Connection:
 
         `data` is any bytes-like object (bytes, bytearray, memoryview of bytes).
         """
+        try:
+            frames = self.receive_frames(data)
+        except ProtocolError as exc:
+            exc.messages = [_message(f) for f in exc.messages]
+            raise
+        return [_message(f) for f in frames]
+
+    def receive_frames(self, data) -> list[list]:
+        """``receive_data`` without the message objects: each valid message as the array it came in.
+
+        ``[0, msgid, method, params]``, ``[1, msgid, error, result]`` or
+        ``[2, method, params]``, checked as ``receive_data`` checks them (a
+        method name sent as bin arrives as str); a ``ProtocolError``'s
+        ``messages`` are frames too. For a transport that dispatches on the
+        type code itself: no object per message.
+        """
         if self._error is not None:
             raise ProtocolError(f"connection already failed: {self._error}")
-        messages = []
+        frames = []
         try:
-            self._decode(data, messages)
+            self._decode(data, frames)
         except ProtocolError as exc:
-            exc.messages = messages
+            exc.messages = frames
             self._error = exc
             raise
         except (ValueError, TypeError, UnpackException) as exc:
             # FormatError, StackError, invalid UTF-8, a length over the limits,
             # an unhashable map key (e.g. an array), BufferFull.
-            err = ProtocolError(f"undecodable msgpack data: {str(exc) or type(exc).__name__}", messages)
+            err = ProtocolError(f"undecodable msgpack data: {str(exc) or type(exc).__name__}", frames)
             self._error = err
             raise err from exc
-        return messages
+        return frames
 
-    def _decode(self, data, messages) -> None:
+    def _decode(self, data, frames) -> None:
         unpacker = self._unpacker
+        append = frames.append
+        tell = unpacker.tell
         limit = self._max_frame
         pos, end = 0, len(data)
         view = None
@@ -329,8 +357,18 @@ class Connection:
             pos += len(chunk)
             self._fed += len(chunk)
             for frame in unpacker:
-                messages.append(_parse(frame))
-                self._frame_start = unpacker.tell()
+                self._frame_start = tell()     # here, not after the loop: a frame cut short moves tell() on
+                # The hot shapes checked inline (a request with a str name, a
+                # response), everything else by _checked: no call per message.
+                # ``__class__ is``: an exact type, as type() but cheaper.
+                if frame.__class__ is list and len(frame) == 4:
+                    kind, msgid, third, params = frame
+                    if (msgid.__class__ is int and 0 <= msgid <= MAX_MSGID and kind.__class__ is int
+                            and (kind == RESPONSE or kind == REQUEST and third.__class__ is str
+                                 and params.__class__ is list)):
+                        append(frame)
+                        continue
+                append(_checked(frame))
             if self._frame_start < self._fed:
                 self._check_lengths(chunk)
             if self._fed - self._frame_start >= limit:
@@ -357,14 +395,18 @@ class Connection:
         """
         if not isinstance(method, str):
             raise TypeError(f"method must be a str, got {type(method).__name__}")
+        if type(params) is not tuple:       # a call's *args: the hot path takes no call here
+            params = _as_array(params)
         msgid = self._next_msgid
-        data = self._packer.pack([REQUEST, msgid, method, _as_array(params)])
-        self._next_msgid = next_msgid(msgid)
+        data = self._packer.pack([REQUEST, msgid, method, params])
+        self._next_msgid = (msgid + 1) & MAX_MSGID     # next_msgid, inlined
         return msgid, data
 
     def send_response(self, msgid: int, error, result) -> bytes:
         """Encode the response to request `msgid` (`error` None on success)."""
-        return _pack_response(self._packer, msgid, error, result)
+        if type(msgid) is not int or not 0 <= msgid <= MAX_MSGID:
+            raise ValueError(f"msgid must be an unsigned 32-bit integer, got {msgid!r}")
+        return self._packer.pack([RESPONSE, msgid, error, result])
 
     def send_notification(self, method: str, params: Sequence = ()) -> bytes:
         """Encode a notification (no msgid, no response)."""
@@ -373,23 +415,6 @@ class Connection:
         return self._packer.pack([NOTIFICATION, method, _as_array(params)])
 
 
-def _pack_response(packer, msgid: int, error, result) -> bytes:
-    if type(msgid) is not int or not 0 <= msgid <= MAX_MSGID:
-        raise ValueError(f"msgid must be an unsigned 32-bit integer, got {msgid!r}")
-    return packer.pack([RESPONSE, msgid, error, result])
-
-
-class ResponsePacker:
-    """Encodes responses with a packer of its own, as ``Connection.send_response`` does.
-
-    For the one task that answers a connection's inline requests: it needs
-    no share of the lock that serialises the connection's packer.
-    """
-
-    __slots__ = ("_packer",)
-
-    def __init__(self):
-        self._packer = msgpack.Packer(use_bin_type=True)
-
-    def pack(self, msgid: int, error, result) -> bytes:
-        return _pack_response(self._packer, msgid, error, result)
+def new_packer() -> msgpack.Packer:
+    """A packer as every ``Connection`` encodes with (bin type for bytes), for a transport's own use."""
+    return msgpack.Packer(use_bin_type=True)

@@ -377,6 +377,27 @@ def test_protocol_error_is_sticky_after_undecodable_data_too():
         conn.receive_data(msgpack.packb([2, "ok", []]))
 
 
+def test_receive_frames_gives_each_message_as_its_array():
+    conn = Connection()
+    data = b"".join(msgpack.packb(m, use_bin_type=True) for m in
+                    ([0, 7, "add", [1, 2]], [1, 7, None, 3], [1, 8, ["E", "x"], None], [2, "note", []]))
+    assert conn.receive_frames(data) == [[0, 7, "add", [1, 2]], [1, 7, None, 3], [1, 8, ["E", "x"], None],
+                                         [2, "note", []]]
+
+
+def test_receive_frames_decodes_a_method_name_sent_as_bin():
+    conn = Connection()
+    data = msgpack.packb([0, 1, b"add", []], use_bin_type=True) + msgpack.packb([2, b"note", [1]], use_bin_type=True)
+    assert conn.receive_frames(data) == [[0, 1, "add", []], [2, "note", [1]]]
+
+
+def test_receive_frames_keeps_the_frames_before_a_bad_one():
+    good = msgpack.packb([1, 3, None, "ok"])
+    with pytest.raises(ProtocolError, match="msgid") as info:
+        Connection().receive_frames(good + msgpack.packb([1, -3, None, None]))
+    assert info.value.messages == [[1, 3, None, "ok"]]
+
+
 # -- size limit --------------------------------------------------------------
 
 
