@@ -27,10 +27,22 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict
 
-from bench import servers
-from bench.http_bench import CLIENT_GRACE, FD_MARGIN, Sample, parse_wrk
+from bench.http_bench import Sample
+from bench.micro import REPO
+from genloop.demos.measure.children import (
+    CLIENT_CPU,
+    FD_MARGIN,
+    READY_TIMEOUT,
+    SERVER_CPU,
+    STOP_TIMEOUT,
+    Running,
+    pinned,
+    raise_nofile,
+)
+from genloop.demos.measure.clients import CLIENT_GRACE, parse_wrk
+from genloop.demos.measure.procfs import cpu_seconds
 
 APP = "bench.wsgi_app:app"
 HOST = "127.0.0.1"
@@ -61,13 +73,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running(name: str, argv_for) -> servers.Server:
+def running(name: str, argv_for) -> Running:
     """Start the server pinned to SERVER_CPU, wait until it accepts, stop it with SIGTERM."""
     port = free_port()
-    process = subprocess.Popen(["taskset", "-c", str(servers.SERVER_CPU), *argv_for(port)], cwd=servers.REPO,
+    process = subprocess.Popen(pinned(SERVER_CPU, argv_for(port)), cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + servers.READY_TIMEOUT
+        deadline = time.monotonic() + READY_TIMEOUT
         while True:
             try:
                 socket.create_connection((HOST, port), timeout=1).close()
@@ -76,23 +88,23 @@ def running(name: str, argv_for) -> servers.Server:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{name} did not start listening") from None
                 time.sleep(0.05)
-        yield servers.Server(name, port, process.pid)
+        yield Running(name, port, process.pid)
     finally:
         process.terminate()
         try:
-            process.wait(servers.STOP_TIMEOUT)
+            process.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
 
 
-def measure(server: servers.Server, path: str, conns: int, duration: float) -> Sample:
-    argv = ["taskset", "-c", str(servers.CLIENT_CPU), "wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency",
-            "--timeout", f"{WRK_TIMEOUT:g}s", f"http://{HOST}:{server.port}{path}"]
-    before = servers.cpu_seconds(server.pid)
+def measure(server: Running, path: str, conns: int, duration: float) -> Sample:
+    argv = pinned(CLIENT_CPU, ["wrk", "-t1", f"-c{conns}", f"-d{duration:g}s", "--latency",
+                               "--timeout", f"{WRK_TIMEOUT:g}s", f"http://{HOST}:{server.port}{path}"])
+    before = cpu_seconds(server.pid)
     output = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=duration + CLIENT_GRACE).stdout
     sample = parse_wrk(output)
-    return replace(sample, cpu=(servers.cpu_seconds(server.pid) - before) / max(1, sample.requests))
+    return Sample(**asdict(sample), cpu=(cpu_seconds(server.pid) - before) / max(1, sample.requests))
 
 
 def main() -> None:
@@ -108,7 +120,7 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("needs wrk (Debian package wrk)")
     conns = [int(c) for c in args.conns.split(",")]
-    servers.raise_nofile(max(conns) + FD_MARGIN)
+    raise_nofile(max(conns) + FD_MARGIN)
     table = commands(args.workers, args.threads)
     names, paths = args.servers.split(","), args.paths.split(",")
     samples = {}

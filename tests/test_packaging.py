@@ -88,3 +88,20 @@ def test_an_undeclared_import_is_found(tmp_path):
     script = tmp_path / "uses.py"
     script.write_text("import requests\n\ndef later():\n    import matplotlib\n")
     assert third_party([script], allowed_lazy={"plot"}, allowed={""}) == [f"{script.relative_to('/')}: requests (module level)"]
+
+
+def test_every_bench_module_imports():
+    """The benches are run by hand, not by the suite: an import broken by a move elsewhere shows here."""
+    if not (ROOT / "bench").is_dir():
+        pytest.skip("bench/ is part of the checkout, not of the package")
+    modules = sorted(f"bench.{p.stem}" for p in (ROOT / "bench").glob("*.py") if p.stem != "__init__")
+    modules += sorted(f"bench.peers.{p.stem}" for p in (ROOT / "bench" / "peers").glob("*.py") if p.stem != "__init__")
+    broken = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            if e.name in {"uvloop", "trio", "gunicorn", "waitress", "flask"}:     # the bench extra, absent here
+                continue
+            broken.append(f"{name}: {e}")
+    assert broken == []
