@@ -84,6 +84,8 @@ _INF = float("inf")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _INTERNAL_ERROR = Response(500)
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+#: A ``Request`` made empty, its fields set as the parser reaches them.
+_new = object.__new__
 
 
 class _Reject(Exception):
@@ -93,21 +95,34 @@ class _Reject(Exception):
         self.status = status
 
 
+def _check_target(method, target):
+    """Refuse what no app should see: CONNECT (tunnels) and ``*`` but for OPTIONS."""
+    if method == b"CONNECT":
+        raise _Reject(501)
+    if target == b"*" and method != b"OPTIONS":
+        raise _Reject(400)
+
+
 class _Connection:
     """The parser's callbacks and one connection's state between reads.
 
     Completed requests pile up in ``ready``, answers in ``out`` (``pending``
-    bytes of them). Kept small: these callbacks run for every request.
-    ``deadline`` is how long the connection may keep waiting (infinite while
-    it is busy); the sweeper reads it. ``error`` is the status a request that
-    cannot be parsed gets; ``upgrading`` the request the parser stopped at
-    because it asked to switch protocols, ``rest`` the bytes after it.
+    bytes of them). Kept small: these callbacks run for every request, and
+    each one the parser is given costs a call per request (so there is no
+    ``on_message_begin``: a request begins with the first part of its target,
+    which every request has; ``HttpService._parse`` marks the rarer slice that
+    ends inside a method). ``request`` is the request being parsed, built as
+    its parts arrive. ``deadline`` is how long the connection may keep
+    waiting (infinite while it is busy); the sweeper reads it. ``error`` is
+    the status a request that cannot be parsed gets; ``upgrading`` the
+    request the parser stopped at because it asked to switch protocols,
+    ``rest`` the bytes after it.
     """
 
     __slots__ = ("parser", "stream", "max_head", "max_body", "ready", "out", "pending", "error",
                  "in_message", "in_head", "head_size", "head_read", "head_deadline", "deadline", "task",
-                 "method", "target", "version", "keep_alive", "headers", "body", "body_size", "expect", "hosts", "chunked",
-                 "pending_continue", "connection_field", "upgrading", "rest")
+                 "request", "body", "body_size", "expect", "hosts", "chunked", "connection_field",
+                 "pending_continue", "upgrading", "rest")
 
     def __init__(self, max_head, max_body, stream):
         self.parser = HttpRequestParser(self)
@@ -117,7 +132,7 @@ class _Connection:
         self.ready = []
         self.out = []
         self.pending = 0
-        self.error = self.upgrading = None
+        self.error = self.upgrading = self.request = None
         self.rest = b""
         self.in_message = self.in_head = self.pending_continue = False
         self.head_size = self.head_read = 0
@@ -126,16 +141,18 @@ class _Connection:
         self.task = None
 
     # -- the parser's callbacks ---------------------------------------------
-    def on_message_begin(self):
-        self.in_message = self.in_head = True
-        self.target = b""
-        self.headers = Headers()
-        self.body = None
-        self.body_size = self.hosts = 0
-        self.expect = self.connection_field = self.chunked = False
-
     def on_url(self, part):
-        self.target += part
+        request = self.request
+        if request is None:             # a new request
+            self.request = request = _new(Request)
+            request.target = part
+            request.headers = Headers()
+            self.body = None
+            self.body_size = self.hosts = 0
+            self.expect = self.connection_field = self.chunked = False
+            self.in_message = self.in_head = True
+        else:
+            request.target += part
         self.head_size += len(part)
         if self.head_size > self.max_head:
             raise _Reject(414)
@@ -157,15 +174,17 @@ class _Connection:
             self.expect = True
         elif n == 17 and name.lower() == b"transfer-encoding":
             self.chunked = True
-        self.headers.append((name, value))
+        self.request.headers.append((name, value))
 
     def on_headers_complete(self):
         parser = self.parser
-        keep_alive = self.keep_alive = parser.should_keep_alive()
+        request = self.request
+        keep_alive = request.keep_alive = parser.should_keep_alive()
         # llhttp takes HTTP/0.9, 1.0, 1.1 and 2.0 only, and keeps only 1.1
         # alive without a Connection field: that spares get_http_version (0.15 us).
-        version = self.version = "1.1" if keep_alive and not self.connection_field else parser.get_http_version()
-        self.method = parser.get_method()
+        version = request.version = "1.1" if keep_alive and not self.connection_field else parser.get_http_version()
+        method = parser.get_method()
+        request.method = _METHODS.get(method) or method.decode("latin-1")
         if version != "1.1":
             if version != "1.0":
                 raise _Reject(505)
@@ -173,20 +192,13 @@ class _Connection:
                 raise _Reject(400)
         elif self.hosts != 1:
             raise _Reject(400)
-        if self.target[0] != 47:                   # not origin-form ("/..."): the rare kinds
-            self._check_target()
+        if request.target[0] != 47:                 # not origin-form ("/..."): the rare kinds
+            _check_target(method, request.target)
         self.in_head = False
         self.head_size = self.head_read = 0
         self.head_deadline = 0.0
         if self.expect and version == "1.1":
             self.pending_continue = True
-
-    def _check_target(self):
-        """Refuse what no app should see: CONNECT (tunnels) and ``*`` but for OPTIONS."""
-        if self.method == b"CONNECT":
-            raise _Reject(501)
-        if self.target == b"*" and self.method != b"OPTIONS":
-            raise _Reject(400)
 
     def on_body(self, part):
         self.body_size += len(part)
@@ -198,11 +210,12 @@ class _Connection:
             self.body.append(part)
 
     def on_message_complete(self):
-        method = self.method
+        request = self.request
+        body = self.body
+        request.body = b"" if body is None else b"".join(body)
+        self.request = None
         self.in_message = self.pending_continue = False
-        self.ready.append(Request(
-            _METHODS.get(method) or method.decode("latin-1"), self.target, self.headers,
-            b"".join(self.body) if self.body else b"", self.version, self.keep_alive))
+        self.ready.append(request)
 
     # -- Upgrade -------------------------------------------------------------
     def stop_at_upgrade(self, rest: bytes):
@@ -400,6 +413,11 @@ class HttpService:
             conn.error = reject.status if isinstance(reject, _Reject) else \
                 505 if "Invalid HTTP version" in str(e) else 400
             return b""
+        if not conn.ready and not conn.in_message and bytes(data).strip(b"\r\n"):
+            # Bytes but no target yet: the slice ended inside a method. (One
+            # that also held whole requests looks idle meanwhile: at most a
+            # method's few bytes wait on the idle deadline, not the head's.)
+            conn.in_message = conn.in_head = True
         if conn.in_head and not conn.ready:
             # httptools buffers an unfinished field itself, out of the
             # callbacks' sight: bound it by the slices that held nothing

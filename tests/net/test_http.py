@@ -251,6 +251,21 @@ def test_slowloris_is_cut_off_while_a_normal_client_is_served():
     assert timeout <= lasted < timeout + 1.0
 
 
+def test_a_request_cut_inside_its_method_is_cut_at_the_header_timeout():
+    """Only a method's first bytes (no target yet: no parser callback ran) is a request begun, not an idle client."""
+    timeout = 0.3
+    with serving(header_timeout=timeout, idle_timeout=30) as server, connect(server.port) as slow:
+        slow.sendall(b"GE")
+        started = time.monotonic()
+        try:
+            leftover = recv_until_eof(slow)
+        except ConnectionResetError:
+            leftover = b""
+        lasted = time.monotonic() - started
+    assert leftover == b""
+    assert timeout <= lasted < timeout + 1.0
+
+
 def test_many_concurrent_keep_alive_clients_from_threads():
     clients, rounds = 40, 10
     failures = []
