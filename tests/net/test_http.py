@@ -266,6 +266,21 @@ def test_a_request_cut_inside_its_method_is_cut_at_the_header_timeout():
     assert timeout <= lasted < timeout + 1.0
 
 
+def test_answers_with_the_same_head_and_changing_bodies_each_carry_their_own():
+    """The answer kept for a constant body is never the answer to another body."""
+    small, large = b"one", b"x" * 5000
+    bodies = [small, bytes(bytearray(small)), b"two", large, bytes(bytearray(large)), small]
+    answers = iter(bodies)
+
+    def app(request):
+        return Response(200, next(answers), (("Content-Type", "text/plain"),))
+
+    with serving(app) as server:
+        raw = exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * (len(bodies) - 1) +
+                       b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert [body for _, _, body in responses(raw)] == bodies
+
+
 def test_many_concurrent_keep_alive_clients_from_threads():
     clients, rounds = 40, 10
     failures = []
