@@ -325,21 +325,20 @@ class HttpService:
                 task.cancel()
 
     def handle(self, stream):
-        """Serve one connection until it closes, errs or times out."""
-        conn = self.Connection(self.max_head, self.max_body, stream)
-        conn.task = yield from current_task()
-        with self._lock:
-            self._live.add(conn)
-        try:
-            yield from self._serve(stream.socket, conn)
-        finally:
-            with self._lock:
-                self._live.discard(conn)
+        """Serve one connection until it closes, errs or times out.
+
+        A plain function returning ``_serve``'s coroutine: the connection's
+        task then resumes through one generator fewer at every wake-up.
+        """
+        return self._serve(stream.socket, self.Connection(self.max_head, self.max_body, stream))
 
     # -- the connection loop -------------------------------------------------
     @coroutine       # an async def app's coroutine is awaited here
     def _serve(self, socket, conn):
         """Read, parse and answer until the connection ends; the hot path, so names are local."""
+        conn.task = yield from current_task()
+        with self._lock:
+            self._live.add(conn)
         sock = socket.sock
         recv = sock.recv
         send = sock.send
@@ -347,50 +346,56 @@ class HttpService:
         parse, answer = self._parse, self._answer
         out = conn.out
         drained = False
-        while True:
-            if drained:
-                if self.closing and not conn.in_message:
-                    return          # the server is stopping: a connection idle from now on closes
-                # The last recv emptied the socket, so new bytes bring a new
-                # edge: wait for it rather than pay a recv that fails first.
-                if conn.in_head:
-                    if not conn.head_deadline:
-                        conn.head_deadline = self.head_deadline
-                    conn.deadline = conn.head_deadline
-                else:
-                    conn.deadline = self.body_deadline if conn.in_message else self.idle_deadline
-                yield wait_read
-                conn.deadline = _INF
-            try:
-                data = recv(READ_SIZE)
-            except BlockingIOError:
-                drained = True
-                continue
-            if not data:
-                return
-            drained = len(data) < READ_SIZE
-            while data:
-                data = parse(conn, data)
-                keep_alive = yield from answer(socket, conn)
-                if not keep_alive:
-                    break
-                if conn.upgrading is not None:
-                    data = conn.resume()
-            if out:
-                data = out[0] if len(out) == 1 else b"".join(out)
-                out.clear()
-                conn.pending = 0
+        try:
+            while True:
+                if drained:
+                    if self.closing and not conn.in_message:
+                        return          # the server is stopping: a connection idle from now on closes
+                    # The last recv emptied the socket, so new bytes bring a new
+                    # edge: wait for it rather than pay a recv that fails first.
+                    if conn.in_head:
+                        if not conn.head_deadline:
+                            conn.head_deadline = self.head_deadline
+                        conn.deadline = conn.head_deadline
+                    else:
+                        conn.deadline = self.body_deadline if conn.in_message else self.idle_deadline
+                    yield wait_read
+                    conn.deadline = _INF
                 try:
-                    sent = send(data)
+                    data = recv(READ_SIZE)
                 except BlockingIOError:
-                    sent = 0
-                if sent < len(data):
-                    out.append(memoryview(data)[sent:])
-                    yield from self._flush(socket, conn)
-            if not keep_alive:
-                if conn.error:
-                    yield from self._linger(sock, wait_read, conn)
-                return
+                    drained = True
+                    continue
+                if not data:
+                    return
+                drained = len(data) < READ_SIZE
+                while data:
+                    data = parse(conn, data)
+                    keep_alive = answer(socket, conn)
+                    if type(keep_alive) is not bool:      # an answer must wait: run what finishes the slice
+                        keep_alive = yield from keep_alive
+                    if not keep_alive:
+                        break
+                    if conn.upgrading is not None:
+                        data = conn.resume()
+                if out:
+                    data = out[0] if len(out) == 1 else b"".join(out)
+                    out.clear()
+                    conn.pending = 0
+                    try:
+                        sent = send(data)
+                    except BlockingIOError:
+                        sent = 0
+                    if sent < len(data):
+                        out.append(memoryview(data)[sent:])
+                        yield from self._flush(socket, conn)
+                if not keep_alive:
+                    if conn.error:
+                        yield from self._linger(sock, wait_read, conn)
+                    return
+        finally:
+            with self._lock:
+                self._live.discard(conn)
 
     def _parse(self, conn, data):
         """Feed the parser up to PARSE_SLICE bytes of ``data``; return the rest.
@@ -428,49 +433,86 @@ class HttpService:
                 return b""
         return rest
 
-    @coroutine       # it awaits an async def app's coroutine
     def _answer(self, socket, conn):
-        """Answer the parsed requests in order, queueing their bytes; False once the connection must end.
+        """Answer the parsed requests in order, queueing their bytes: whether the connection goes on.
 
-        Past ``high_water`` queued bytes, they are sent before the next
-        request is answered: the back-pressure on a client that does not read.
+        A plain function while each answer is bytes at once, the usual case,
+        so a batch costs no generator. Once one must wait (for an app that
+        suspends, a streamed body, or the client: past ``high_water`` queued
+        bytes they are sent before the next request is answered, the
+        back-pressure on a client that does not read), it returns the
+        coroutine of ``_answer_rest`` instead, for ``_serve`` to run. (A
+        subclass's ``_answer`` may be a coroutine itself.)
         """
         app = self.app
         out = conn.out
-        high_water = self.high_water
-        pending = conn.pending
+        ready = conn.ready
         keep_alive = True
-        for request in conn.ready:
+        for request in ready:
             try:
                 response = app(request)
+                if type(response) is not Response or type(response.body) is not bytes or response.status < 200:
+                    return self._answer_rest(socket, conn, ready.index(request), response)
+                data, keep_alive = encode(response, request.method == "HEAD",
+                                          request.keep_alive and not self.closing, request.version)
+            except Exception:
+                data, keep_alive = self._failed(request)
+            out.append(data)
+            conn.pending += len(data)
+            if conn.pending > self.high_water:
+                return self._answer_rest(socket, conn, ready.index(request) + 1, None)
+            if not keep_alive:
+                break
+        if conn.error is None and not conn.pending_continue:
+            ready.clear()
+            return keep_alive
+        return self._end_slice(conn, keep_alive)
+
+    @coroutine       # it awaits an async def app's coroutine
+    def _answer_rest(self, socket, conn, start, response):
+        """``_answer`` from ``conn.ready[start]`` on, whose app gave ``response`` (None: not asked yet)."""
+        app = self.app
+        out = conn.out
+        keep_alive = True
+        if conn.pending > self.high_water:
+            yield from self._flush(socket, conn)
+        for request in conn.ready[start:]:
+            try:
+                if response is None:
+                    response = app(request)
                 if type(response) is GeneratorType or type(response) is CoroutineType:
                     response = yield from response
                 keep = request.keep_alive and not self.closing     # a stop may have begun meanwhile
                 if type(response.body) is bytes and response.status >= 200:
                     data, keep_alive = encode(response, request.method == "HEAD", keep, request.version)
                 else:
-                    conn.pending = pending
                     data, keep_alive = yield from self._answer_other(socket, conn, request, response, keep)
-                    pending = conn.pending          # a streamed body sends and counts for itself
             except Exception:
-                log.exception("app failed on %r; answering 500", request)
-                data, keep_alive = encode(_INTERNAL_ERROR, False, request.keep_alive and not self.closing, "1.1")
+                data, keep_alive = self._failed(request)
+            response = None
             out.append(data)
-            pending += len(data)
-            if pending > high_water:
+            conn.pending += len(data)
+            if conn.pending > self.high_water:
                 yield from self._flush(socket, conn)
-                pending = 0
             if not keep_alive:
                 break
-        conn.pending = pending
+        return self._end_slice(conn, keep_alive)
+
+    def _failed(self, request):
+        """The app failed on ``request``: log it; the 500 to answer, and whether the connection goes on."""
+        log.exception("app failed on %r; answering 500", request)
+        return encode(_INTERNAL_ERROR, False, request.keep_alive and not self.closing, "1.1")
+
+    def _end_slice(self, conn, keep_alive):
+        """The slice's requests are answered: then its parse error, or ``100 Continue``; whether the connection goes on."""
         conn.ready.clear()
         if conn.error is not None:
             if keep_alive:                  # after a close, the bad bytes are just dropped
-                out.append(error_response(conn.error))
+                conn.out.append(error_response(conn.error))
             return False
         if keep_alive and conn.pending_continue:
             conn.pending_continue = False
-            out.append(_CONTINUE)
+            conn.out.append(_CONTINUE)
         return keep_alive
 
     def _answer_other(self, socket, conn, request, response, keep):

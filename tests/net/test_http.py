@@ -281,6 +281,18 @@ def test_answers_with_the_same_head_and_changing_bodies_each_carry_their_own():
     assert [body for _, _, body in responses(raw)] == bodies
 
 
+def test_pipelined_answers_of_a_plain_app_past_high_water_each_go_once_in_order():
+    """The answers queued past the high-water mark are sent, and the rest answered after, none twice."""
+    def app(request):
+        return Response(200, request.path.encode() * 300)
+
+    with serving(app, high_water=1000) as server:
+        raw = exchange(server.port, b"".join(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(5)) +
+                       b"GET /last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    paths = ["/0", "/1", "/2", "/3", "/4", "/last"]
+    assert [body for _, _, body in responses(raw)] == [p.encode() * 300 for p in paths]
+
+
 def test_many_concurrent_keep_alive_clients_from_threads():
     clients, rounds = 40, 10
     failures = []
