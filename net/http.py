@@ -335,15 +335,13 @@ class HttpService:
     # -- the connection loop -------------------------------------------------
     @coroutine       # an async def app's coroutine is awaited here
     def _serve(self, socket, conn):
-        """Read, parse and answer until the connection ends; the hot path, so names are local."""
+        """Read, parse and answer until the connection ends: the hot path."""
         conn.task = yield from current_task()
         with self._lock:
             self._live.add(conn)
+        # Locals, but no bound methods: an idle connection's frame would keep them alive.
         sock = socket.sock
-        recv = sock.recv
-        send = sock.send
         wait_read = socket._wait_read
-        parse, answer = self._parse, self._answer
         out = conn.out
         drained = False
         try:
@@ -362,7 +360,7 @@ class HttpService:
                     yield wait_read
                     conn.deadline = _INF
                 try:
-                    data = recv(READ_SIZE)
+                    data = sock.recv(READ_SIZE)
                 except BlockingIOError:
                     drained = True
                     continue
@@ -370,8 +368,8 @@ class HttpService:
                     return
                 drained = len(data) < READ_SIZE
                 while data:
-                    data = parse(conn, data)
-                    keep_alive = answer(socket, conn)
+                    data = self._parse(conn, data)
+                    keep_alive = self._answer(socket, conn)
                     if type(keep_alive) is not bool:      # an answer must wait: run what finishes the slice
                         keep_alive = yield from keep_alive
                     if not keep_alive:
@@ -383,12 +381,13 @@ class HttpService:
                     out.clear()
                     conn.pending = 0
                     try:
-                        sent = send(data)
+                        sent = sock.send(data)
                     except BlockingIOError:
                         sent = 0
                     if sent < len(data):
                         out.append(memoryview(data)[sent:])
                         yield from self._flush(socket, conn)
+                    data = None         # an idle connection keeps no answer alive
                 if not keep_alive:
                     if conn.error:
                         yield from self._linger(sock, wait_read, conn)
