@@ -377,7 +377,7 @@ class HttpService:
                     if conn.upgrading is not None:
                         data = conn.resume()
                 if out:
-                    data = out[0] if len(out) == 1 else b"".join(out)
+                    data = b"".join(out)        # of one bytes piece, that piece itself: no copy
                     out.clear()
                     conn.pending = 0
                     try:
