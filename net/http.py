@@ -458,10 +458,10 @@ class HttpService:
                 data, keep_alive = self._failed(request)
             out.append(data)
             conn.pending += len(data)
-            if conn.pending > self.high_water:
-                return self._answer_rest(socket, conn, ready.index(request) + 1, None)
             if not keep_alive:
                 break
+            if conn.pending > self.high_water:
+                return self._answer_rest(socket, conn, ready.index(request) + 1, None)
         if conn.error is None and not conn.pending_continue:
             ready.clear()
             return keep_alive

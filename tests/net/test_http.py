@@ -293,6 +293,16 @@ def test_pipelined_answers_of_a_plain_app_past_high_water_each_go_once_in_order(
     assert [body for _, _, body in responses(raw)] == [p.encode() * 300 for p in paths]
 
 
+def test_a_closing_answer_past_high_water_ends_the_connection_before_the_next_request():
+    def app(request):
+        return Response(200, request.path.encode() * 1000)
+
+    with serving(app, high_water=1000) as server:
+        raw = exchange(server.port, b"GET /0 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                                    b"GET /1 HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert [body for _, _, body in responses(raw)] == [b"/0" * 1000]
+
+
 def test_many_concurrent_keep_alive_clients_from_threads():
     clients, rounds = 40, 10
     failures = []
