@@ -83,6 +83,8 @@ MAX_IOV = 1024
 _INF = float("inf")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _INTERNAL_ERROR = Response(500)
+#: ``_answer_rest``'s ``response`` when the app is still to be asked (it may return anything, None too).
+_NOT_ASKED = object()
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 #: A ``Request`` made empty, its fields set as the parser reaches them.
 _new = object.__new__
@@ -461,7 +463,7 @@ class HttpService:
             if not keep_alive:
                 break
             if conn.pending > self.high_water:
-                return self._answer_rest(socket, conn, ready.index(request) + 1, None)
+                return self._answer_rest(socket, conn, ready.index(request) + 1, _NOT_ASKED)
         if conn.error is None and not conn.pending_continue:
             ready.clear()
             return keep_alive
@@ -469,7 +471,7 @@ class HttpService:
 
     @coroutine       # it awaits an async def app's coroutine
     def _answer_rest(self, socket, conn, start, response):
-        """``_answer`` from ``conn.ready[start]`` on, whose app gave ``response`` (None: not asked yet)."""
+        """``_answer`` from ``conn.ready[start]`` on, to which the app gave ``response`` (or ``_NOT_ASKED``)."""
         app = self.app
         out = conn.out
         keep_alive = True
@@ -477,7 +479,7 @@ class HttpService:
             yield from self._flush(socket, conn)
         for request in conn.ready[start:]:
             try:
-                if response is None:
+                if response is _NOT_ASKED:
                     response = app(request)
                 if type(response) is GeneratorType or type(response) is CoroutineType:
                     response = yield from response
@@ -488,7 +490,7 @@ class HttpService:
                     data, keep_alive = yield from self._answer_other(socket, conn, request, response, keep)
             except Exception:
                 data, keep_alive = self._failed(request)
-            response = None
+            response = _NOT_ASKED
             out.append(data)
             conn.pending += len(data)
             if conn.pending > self.high_water:

@@ -303,6 +303,18 @@ def test_a_closing_answer_past_high_water_ends_the_connection_before_the_next_re
     assert [body for _, _, body in responses(raw)] == [b"/0" * 1000]
 
 
+def test_an_app_returning_no_response_is_asked_once_and_answered_with_500(caplog):
+    calls = []
+
+    def app(request):
+        calls.append(request.path)
+
+    with serving(app) as server:
+        raw = exchange(server.port, b"GET /none HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 500 ")
+    assert calls == ["/none"]
+
+
 def test_many_concurrent_keep_alive_clients_from_threads():
     clients, rounds = 40, 10
     failures = []
