@@ -454,8 +454,13 @@ class HttpService:
                 response = app(request)
                 if type(response) is not Response or type(response.body) is not bytes or response.status < 200:
                     return self._answer_rest(socket, conn, ready.index(request), response)
-                data, keep_alive = encode(response, request.method == "HEAD",
-                                          request.keep_alive and not self.closing, request.version)
+                h = head(response.status, response.headers)
+                if h.plain and request.keep_alive and request.version == "1.1" and request.method != "HEAD" \
+                        and not self.closing:         # the usual answer: what encode would make, sooner
+                    data, keep_alive = h.kept(response.body), True
+                else:
+                    data, keep_alive = encode(response, request.method == "HEAD",
+                                              request.keep_alive and not self.closing, request.version)
             except Exception:
                 data, keep_alive = self._failed(request)
             out.append(data)

@@ -168,11 +168,12 @@ class Head:
 
     ``prefix``: the status line and the app's fields, without the framing
     ones; ``closes``: the app said ``Connection: close``; ``bodyless``: the
-    status allows no body (1xx, 204, 304); ``length``: the app's
-    ``Content-Length``, or None.
+    status allows no body (1xx, 204, 304); ``plain``: neither, so a bytes
+    body goes out with its length and the connection stays open;
+    ``length``: the app's ``Content-Length``, or None.
     """
 
-    __slots__ = ("headers", "prefix", "closes", "bodyless", "length", "last")
+    __slots__ = ("headers", "prefix", "closes", "bodyless", "plain", "length", "last")
 
     def __init__(self, status: int, headers):
         fields = [_STATUS_LINES.get(status) or _status_line(status)]
@@ -193,6 +194,7 @@ class Head:
         self.prefix = b"".join(fields)
         self.bodyless = status < 200 or status in (204, 304)
         self.last = (None, None)
+        self.plain = not self.closes and not self.bodyless
 
     def kept(self, body: bytes) -> bytes:
         """This head with ``body``, answering on a connection that stays open (HTTP/1.1, not HEAD).
@@ -255,8 +257,7 @@ def encode(resp, head_only: bool, keep_alive: bool, version: str):
     and whether the connection may stay open after it."""
     h = head(resp.status, resp.headers)
     body = resp.body
-    if type(body) is bytes and keep_alive and not h.closes and not head_only and not h.bodyless \
-            and version == "1.1":
+    if type(body) is bytes and keep_alive and h.plain and not head_only and version == "1.1":
         return h.kept(body), True
     keep_alive = keep_alive and not h.closes
     if h.bodyless:

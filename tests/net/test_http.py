@@ -12,6 +12,7 @@ import pytest
 from genloop import kernel
 from genloop.kernel import sleep
 from genloop.net import Response, open_connection, serve_http
+from genloop.net.http import HttpService
 from tests.net.netutil import DEADLINE, HOST, connect, recv_until_eof, server_thread
 
 pytestmark = pytest.mark.timeout(10)
@@ -313,6 +314,16 @@ def test_an_app_returning_no_response_is_asked_once_and_answered_with_500(caplog
         raw = exchange(server.port, b"GET /none HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert raw.startswith(b"HTTP/1.1 500 ")
     assert calls == ["/none"]
+
+
+def test_an_answer_made_once_the_service_is_closing_says_close():
+    """A request finished after a stop began (it was in flight then) is answered, and the connection ends."""
+    service = HttpService(lambda request: Response(200, b"ok"), time.monotonic)
+    conn = service.Connection(service.max_head, service.max_body, None)
+    service.closing = True
+    service._parse(conn, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert service._answer(None, conn) is False
+    assert b"".join(conn.out) == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
 
 def test_many_concurrent_keep_alive_clients_from_threads():
