@@ -83,7 +83,11 @@ MAX_IOV = 1024
 _INF = float("inf")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _INTERNAL_ERROR = Response(500)
+#: ``_answer_rest``'s ``response`` when the app is still to be asked (it may return anything, None too).
+_NOT_ASKED = object()
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+#: A ``Request`` made empty, its fields set as the parser reaches them.
+_new = object.__new__
 
 
 class _Reject(Exception):
@@ -93,21 +97,34 @@ class _Reject(Exception):
         self.status = status
 
 
+def _check_target(method, target):
+    """Refuse what no app should see: CONNECT (tunnels) and ``*`` but for OPTIONS."""
+    if method == b"CONNECT":
+        raise _Reject(501)
+    if target == b"*" and method != b"OPTIONS":
+        raise _Reject(400)
+
+
 class _Connection:
     """The parser's callbacks and one connection's state between reads.
 
     Completed requests pile up in ``ready``, answers in ``out`` (``pending``
-    bytes of them). Kept small: these callbacks run for every request.
-    ``deadline`` is how long the connection may keep waiting (infinite while
-    it is busy); the sweeper reads it. ``error`` is the status a request that
-    cannot be parsed gets; ``upgrading`` the request the parser stopped at
-    because it asked to switch protocols, ``rest`` the bytes after it.
+    bytes of them). Kept small: these callbacks run for every request, and
+    each one the parser is given costs a call per request (so there is no
+    ``on_message_begin``: a request begins with the first part of its target,
+    which every request has; ``HttpService._parse`` marks the rarer slice that
+    ends inside a method). ``request`` is the request being parsed, built as
+    its parts arrive. ``deadline`` is how long the connection may keep
+    waiting (infinite while it is busy); the sweeper reads it. ``error`` is
+    the status a request that cannot be parsed gets; ``upgrading`` the
+    request the parser stopped at because it asked to switch protocols,
+    ``rest`` the bytes after it.
     """
 
     __slots__ = ("parser", "stream", "max_head", "max_body", "ready", "out", "pending", "error",
                  "in_message", "in_head", "head_size", "head_read", "head_deadline", "deadline", "task",
-                 "method", "target", "version", "keep_alive", "headers", "body", "body_size", "expect", "hosts", "chunked",
-                 "pending_continue", "connection_field", "upgrading", "rest")
+                 "request", "body", "body_size", "expect", "hosts", "chunked", "connection_field",
+                 "pending_continue", "upgrading", "rest")
 
     def __init__(self, max_head, max_body, stream):
         self.parser = HttpRequestParser(self)
@@ -117,7 +134,7 @@ class _Connection:
         self.ready = []
         self.out = []
         self.pending = 0
-        self.error = self.upgrading = None
+        self.error = self.upgrading = self.request = None
         self.rest = b""
         self.in_message = self.in_head = self.pending_continue = False
         self.head_size = self.head_read = 0
@@ -126,16 +143,18 @@ class _Connection:
         self.task = None
 
     # -- the parser's callbacks ---------------------------------------------
-    def on_message_begin(self):
-        self.in_message = self.in_head = True
-        self.target = b""
-        self.headers = Headers()
-        self.body = None
-        self.body_size = self.hosts = 0
-        self.expect = self.connection_field = self.chunked = False
-
     def on_url(self, part):
-        self.target += part
+        request = self.request
+        if request is None:             # a new request
+            self.request = request = _new(Request)
+            request.target = part
+            request.headers = Headers()
+            self.body = None
+            self.body_size = self.hosts = 0
+            self.expect = self.connection_field = self.chunked = False
+            self.in_message = self.in_head = True
+        else:
+            request.target += part
         self.head_size += len(part)
         if self.head_size > self.max_head:
             raise _Reject(414)
@@ -157,15 +176,17 @@ class _Connection:
             self.expect = True
         elif n == 17 and name.lower() == b"transfer-encoding":
             self.chunked = True
-        self.headers.append((name, value))
+        self.request.headers.append((name, value))
 
     def on_headers_complete(self):
         parser = self.parser
-        keep_alive = self.keep_alive = parser.should_keep_alive()
+        request = self.request
+        keep_alive = request.keep_alive = parser.should_keep_alive()
         # llhttp takes HTTP/0.9, 1.0, 1.1 and 2.0 only, and keeps only 1.1
         # alive without a Connection field: that spares get_http_version (0.15 us).
-        version = self.version = "1.1" if keep_alive and not self.connection_field else parser.get_http_version()
-        self.method = parser.get_method()
+        version = request.version = "1.1" if keep_alive and not self.connection_field else parser.get_http_version()
+        method = parser.get_method()
+        request.method = _METHODS.get(method) or method.decode("latin-1")
         if version != "1.1":
             if version != "1.0":
                 raise _Reject(505)
@@ -173,20 +194,13 @@ class _Connection:
                 raise _Reject(400)
         elif self.hosts != 1:
             raise _Reject(400)
-        if self.target[0] != 47:                   # not origin-form ("/..."): the rare kinds
-            self._check_target()
+        if request.target[0] != 47:                 # not origin-form ("/..."): the rare kinds
+            _check_target(method, request.target)
         self.in_head = False
         self.head_size = self.head_read = 0
         self.head_deadline = 0.0
         if self.expect and version == "1.1":
             self.pending_continue = True
-
-    def _check_target(self):
-        """Refuse what no app should see: CONNECT (tunnels) and ``*`` but for OPTIONS."""
-        if self.method == b"CONNECT":
-            raise _Reject(501)
-        if self.target == b"*" and self.method != b"OPTIONS":
-            raise _Reject(400)
 
     def on_body(self, part):
         self.body_size += len(part)
@@ -198,14 +212,20 @@ class _Connection:
             self.body.append(part)
 
     def on_message_complete(self):
+        body = self.body
         self.in_message = self.pending_continue = False
-        self.ready.append(self.request(b"".join(self.body) if self.body else b""))
+        self.ready.append(self.take_request(b"" if body is None else b"".join(body)))
 
-    def request(self, body) -> Request:
-        """The ``Request`` whose head was just parsed, with ``body``."""
-        method = self.method
-        return Request(_METHODS.get(method) or method.decode("latin-1"), self.target, self.headers, body,
-                       self.version, self.keep_alive)
+    def take_request(self, body) -> Request:
+        """The request being parsed, with ``body``; the next part parsed begins a new one.
+
+        Readers that publish a request before its body is in (the WSGI
+        server's) take it when its head is complete.
+        """
+        request = self.request
+        request.body = body
+        self.request = None
+        return request
 
     # -- Upgrade -------------------------------------------------------------
     def stop_at_upgrade(self, rest: bytes):
@@ -315,72 +335,76 @@ class HttpService:
                 task.cancel()
 
     def handle(self, stream):
-        """Serve one connection until it closes, errs or times out."""
-        conn = self.Connection(self.max_head, self.max_body, stream)
-        conn.task = yield from current_task()
-        with self._lock:
-            self._live.add(conn)
-        try:
-            yield from self._serve(stream.socket, conn)
-        finally:
-            with self._lock:
-                self._live.discard(conn)
+        """Serve one connection until it closes, errs or times out.
+
+        A plain function returning ``_serve``'s coroutine: the connection's
+        task then resumes through one generator fewer at every wake-up.
+        """
+        return self._serve(stream.socket, self.Connection(self.max_head, self.max_body, stream))
 
     # -- the connection loop -------------------------------------------------
     @coroutine       # an async def app's coroutine is awaited here
     def _serve(self, socket, conn):
-        """Read, parse and answer until the connection ends; the hot path, so names are local."""
+        """Read, parse and answer until the connection ends: the hot path."""
+        conn.task = yield from current_task()
+        with self._lock:
+            self._live.add(conn)
+        # Locals, but no bound methods: an idle connection's frame would keep them alive.
         sock = socket.sock
-        recv = sock.recv
-        send = sock.send
         wait_read = socket._wait_read
-        parse, answer = self._parse, self._answer
         out = conn.out
         drained = False
-        while True:
-            if drained:
-                if self.closing and not conn.in_message:
-                    return          # the server is stopping: a connection idle from now on closes
-                # The last recv emptied the socket, so new bytes bring a new
-                # edge: wait for it rather than pay a recv that fails first.
-                if conn.in_head:
-                    if not conn.head_deadline:
-                        conn.head_deadline = self.head_deadline
-                    conn.deadline = conn.head_deadline
-                else:
-                    conn.deadline = self.body_deadline if conn.in_message else self.idle_deadline
-                yield wait_read
-                conn.deadline = _INF
-            try:
-                data = recv(READ_SIZE)
-            except BlockingIOError:
-                drained = True
-                continue
-            if not data:
-                return
-            drained = len(data) < READ_SIZE
-            while data:
-                data = parse(conn, data)
-                keep_alive = yield from answer(socket, conn)
-                if not keep_alive:
-                    break
-                if conn.upgrading is not None:
-                    data = conn.resume()
-            if out:
-                data = out[0] if len(out) == 1 else b"".join(out)
-                out.clear()
-                conn.pending = 0
+        try:
+            while True:
+                if drained:
+                    if self.closing and not conn.in_message:
+                        return          # the server is stopping: a connection idle from now on closes
+                    # The last recv emptied the socket, so new bytes bring a new
+                    # edge: wait for it rather than pay a recv that fails first.
+                    if conn.in_head:
+                        if not conn.head_deadline:
+                            conn.head_deadline = self.head_deadline
+                        conn.deadline = conn.head_deadline
+                    else:
+                        conn.deadline = self.body_deadline if conn.in_message else self.idle_deadline
+                    yield wait_read
+                    conn.deadline = _INF
                 try:
-                    sent = send(data)
+                    data = sock.recv(READ_SIZE)
                 except BlockingIOError:
-                    sent = 0
-                if sent < len(data):
-                    out.append(memoryview(data)[sent:])
-                    yield from self._flush(socket, conn)
-            if not keep_alive:
-                if conn.error:
-                    yield from self._linger(sock, wait_read, conn)
-                return
+                    drained = True
+                    continue
+                if not data:
+                    return
+                drained = len(data) < READ_SIZE
+                while data:
+                    data = self._parse(conn, data)
+                    keep_alive = self._answer(socket, conn)
+                    if type(keep_alive) is not bool:      # an answer must wait: run what finishes the slice
+                        keep_alive = yield from keep_alive
+                    if not keep_alive:
+                        break
+                    if conn.upgrading is not None:
+                        data = conn.resume()
+                if out:
+                    data = b"".join(out)        # of one bytes piece, that piece itself: no copy
+                    out.clear()
+                    conn.pending = 0
+                    try:
+                        sent = sock.send(data)
+                    except BlockingIOError:
+                        sent = 0
+                    if sent < len(data):
+                        out.append(memoryview(data)[sent:])
+                        yield from self._flush(socket, conn)
+                    data = None         # an idle connection keeps no answer alive
+                if not keep_alive:
+                    if conn.error:
+                        yield from self._linger(sock, wait_read, conn)
+                    return
+        finally:
+            with self._lock:
+                self._live.discard(conn)
 
     def _parse(self, conn, data):
         """Feed the parser up to PARSE_SLICE bytes of ``data``; return the rest.
@@ -403,6 +427,11 @@ class HttpService:
             conn.error = reject.status if isinstance(reject, _Reject) else \
                 505 if "Invalid HTTP version" in str(e) else 400
             return b""
+        if not conn.ready and not conn.in_message and bytes(data).strip(b"\r\n"):
+            # Bytes but no target yet: the slice ended inside a method. (One
+            # that also held whole requests looks idle meanwhile: at most a
+            # method's few bytes wait on the idle deadline, not the head's.)
+            conn.in_message = conn.in_head = True
         if conn.in_head and not conn.ready:
             # httptools buffers an unfinished field itself, out of the
             # callbacks' sight: bound it by the slices that held nothing
@@ -413,49 +442,91 @@ class HttpService:
                 return b""
         return rest
 
-    @coroutine       # it awaits an async def app's coroutine
     def _answer(self, socket, conn):
-        """Answer the parsed requests in order, queueing their bytes; False once the connection must end.
+        """Answer the parsed requests in order, queueing their bytes: whether the connection goes on.
 
-        Past ``high_water`` queued bytes, they are sent before the next
-        request is answered: the back-pressure on a client that does not read.
+        A plain function while each answer is bytes at once, the usual case,
+        so a batch costs no generator. Once one must wait (for an app that
+        suspends, a streamed body, or the client: past ``high_water`` queued
+        bytes they are sent before the next request is answered, the
+        back-pressure on a client that does not read), it returns the
+        coroutine of ``_answer_rest`` instead, for ``_serve`` to run. (A
+        subclass's ``_answer`` may be a coroutine itself.)
         """
         app = self.app
         out = conn.out
-        high_water = self.high_water
-        pending = conn.pending
+        ready = conn.ready
         keep_alive = True
-        for request in conn.ready:
+        for request in ready:
             try:
                 response = app(request)
+                if type(response) is not Response or type(response.body) is not bytes or response.status < 200:
+                    return self._answer_rest(socket, conn, ready.index(request), response)
+                h = head(response.status, response.headers)
+                if h.plain and request.keep_alive and request.version == "1.1" and request.method != "HEAD" \
+                        and not self.closing:         # the usual answer: what encode would make, sooner
+                    data, keep_alive = h.kept(response.body), True
+                else:
+                    data, keep_alive = encode(response, request.method == "HEAD",
+                                              request.keep_alive and not self.closing, request.version)
+            except Exception:
+                data, keep_alive = self._failed(request)
+            out.append(data)
+            conn.pending += len(data)
+            if not keep_alive:
+                break
+            if conn.pending > self.high_water:
+                return self._answer_rest(socket, conn, ready.index(request) + 1, _NOT_ASKED)
+        if conn.error is None and not conn.pending_continue:
+            ready.clear()
+            return keep_alive
+        return self._end_slice(conn, keep_alive)
+
+    @coroutine       # it awaits an async def app's coroutine
+    def _answer_rest(self, socket, conn, start, response):
+        """``_answer`` from ``conn.ready[start]`` on, to which the app gave ``response`` (or ``_NOT_ASKED``)."""
+        app = self.app
+        out = conn.out
+        keep_alive = True
+        if conn.pending > self.high_water:
+            yield from self._flush(socket, conn)
+        for request in conn.ready[start:]:
+            try:
+                if response is _NOT_ASKED:
+                    response = app(request)
                 if type(response) is GeneratorType or type(response) is CoroutineType:
                     response = yield from response
                 keep = request.keep_alive and not self.closing     # a stop may have begun meanwhile
                 if type(response.body) is bytes and response.status >= 200:
                     data, keep_alive = encode(response, request.method == "HEAD", keep, request.version)
                 else:
-                    conn.pending = pending
                     data, keep_alive = yield from self._answer_other(socket, conn, request, response, keep)
-                    pending = conn.pending          # a streamed body sends and counts for itself
             except Exception:
-                log.exception("app failed on %r; answering 500", request)
-                data, keep_alive = encode(_INTERNAL_ERROR, False, request.keep_alive and not self.closing, "1.1")
+                data, keep_alive = self._failed(request)
+            response = _NOT_ASKED
             out.append(data)
-            pending += len(data)
-            if pending > high_water:
+            conn.pending += len(data)
+            if conn.pending > self.high_water:
                 yield from self._flush(socket, conn)
-                pending = 0
             if not keep_alive:
                 break
-        conn.pending = pending
+        return self._end_slice(conn, keep_alive)
+
+    def _failed(self, request):
+        """The app failed on ``request``: log it; the 500 to answer, and whether the connection goes on."""
+        log.exception("app failed on %r; answering 500", request)
+        return encode(_INTERNAL_ERROR, False, request.keep_alive and not self.closing, "1.1")
+
+    def _end_slice(self, conn, keep_alive):
+        """The slice's requests are answered: then its parse error, or ``100 Continue``; whether the connection goes on."""
         conn.ready.clear()
         if conn.error is not None:
             if keep_alive:                  # after a close, the bad bytes are just dropped
-                out.append(error_response(conn.error))
+                conn.out.append(error_response(conn.error))
             return False
         if keep_alive and conn.pending_continue:
             conn.pending_continue = False
-            out.append(_CONTINUE)
+            conn.out.append(_CONTINUE)
         return keep_alive
 
     def _answer_other(self, socket, conn, request, response, keep):

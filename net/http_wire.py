@@ -168,11 +168,12 @@ class Head:
 
     ``prefix``: the status line and the app's fields, without the framing
     ones; ``closes``: the app said ``Connection: close``; ``bodyless``: the
-    status allows no body (1xx, 204, 304); ``length``: the app's
-    ``Content-Length``, or None.
+    status allows no body (1xx, 204, 304); ``plain``: neither, so a bytes
+    body goes out with its length and the connection stays open;
+    ``length``: the app's ``Content-Length``, or None.
     """
 
-    __slots__ = ("headers", "prefix", "closes", "bodyless", "length")
+    __slots__ = ("headers", "prefix", "closes", "bodyless", "plain", "length", "last")
 
     def __init__(self, status: int, headers):
         fields = [_STATUS_LINES.get(status) or _status_line(status)]
@@ -192,8 +193,26 @@ class Head:
         self.headers = headers
         self.prefix = b"".join(fields)
         self.bodyless = status < 200 or status in (204, 304)
+        self.last = (None, None)
+        self.plain = not self.closes and not self.bodyless
+
+    def kept(self, body: bytes) -> bytes:
+        """This head with ``body``, answering on a connection that stays open (HTTP/1.1, not HEAD).
+
+        The last small body's answer is kept: an app answering with a
+        constant ``Response`` gets the very same bytes back, built once.
+        """
+        last = self.last                 # one read: another thread may replace it meanwhile
+        if last[0] is body:
+            return last[1]
+        wire = b"%sContent-Length: %d\r\n\r\n%s" % (self.prefix, len(body), body)
+        if len(body) <= CACHED_BODY:
+            self.last = (body, wire)
+        return wire
 
 
+#: Largest body whose whole answer a ``Head`` keeps for the next time (see ``Head.kept``).
+CACHED_BODY = 1024
 _STATUS_LINES = {s.value: _status_line(s.value) for s in HTTPStatus}
 _BARE = {s.value: Head(s.value, ()) for s in HTTPStatus}
 #: Encoded heads of header tuples, keyed by (status, id(tuple)); the entry
@@ -238,9 +257,8 @@ def encode(resp, head_only: bool, keep_alive: bool, version: str):
     and whether the connection may stay open after it."""
     h = head(resp.status, resp.headers)
     body = resp.body
-    if type(body) is bytes and keep_alive and not h.closes and not head_only and not h.bodyless \
-            and version == "1.1":
-        return b"%sContent-Length: %d\r\n\r\n%s" % (h.prefix, len(body), body), True
+    if type(body) is bytes and keep_alive and h.plain and not head_only and version == "1.1":
+        return h.kept(body), True
     keep_alive = keep_alive and not h.closes
     if h.bodyless:
         framing, body = b"", b""

@@ -64,10 +64,10 @@ class RequestReader(_Connection):
                 return
             length = None
         else:
-            length = int(self.headers.get("content-length") or 0)
+            length = int(self.request.headers.get("content-length") or 0)
         if length != 0:
             pipe = self.pipe = BodyPipe(length, self.ask_continue if self.pending_continue else None)
-        self.ready.append(self.request(pipe))
+        self.ready.append(self.take_request(pipe))
 
     def on_body(self, part):
         self.body_size += len(part)
@@ -81,7 +81,7 @@ class RequestReader(_Connection):
         if pipe is not None:
             pipe.finish()
             if type(pipe) is SpooledBody:
-                self.ready.append(self.request(pipe))
+                self.ready.append(self.take_request(pipe))
 
     def ask_continue(self):
         """From the app's thread: its first read waits for a body the client holds back until ``100 Continue``."""

@@ -12,6 +12,7 @@ import pytest
 from genloop import kernel
 from genloop.kernel import sleep
 from genloop.net import Response, open_connection, serve_http
+from genloop.net.http import HttpService
 from tests.net.netutil import DEADLINE, HOST, connect, recv_until_eof, server_thread
 
 pytestmark = pytest.mark.timeout(10)
@@ -249,6 +250,80 @@ def test_slowloris_is_cut_off_while_a_normal_client_is_served():
     assert normal_took < timeout
     assert leftover == b""
     assert timeout <= lasted < timeout + 1.0
+
+
+def test_a_request_cut_inside_its_method_is_cut_at_the_header_timeout():
+    """Only a method's first bytes (no target yet: no parser callback ran) is a request begun, not an idle client."""
+    timeout = 0.3
+    with serving(header_timeout=timeout, idle_timeout=30) as server, connect(server.port) as slow:
+        slow.sendall(b"GE")
+        started = time.monotonic()
+        try:
+            leftover = recv_until_eof(slow)
+        except ConnectionResetError:
+            leftover = b""
+        lasted = time.monotonic() - started
+    assert leftover == b""
+    assert timeout <= lasted < timeout + 1.0
+
+
+def test_answers_with_the_same_head_and_changing_bodies_each_carry_their_own():
+    """The answer kept for a constant body is never the answer to another body."""
+    small, large = b"one", b"x" * 5000
+    bodies = [small, bytes(bytearray(small)), b"two", large, bytes(bytearray(large)), small]
+    answers = iter(bodies)
+
+    def app(request):
+        return Response(200, next(answers), (("Content-Type", "text/plain"),))
+
+    with serving(app) as server:
+        raw = exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * (len(bodies) - 1) +
+                       b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert [body for _, _, body in responses(raw)] == bodies
+
+
+def test_pipelined_answers_of_a_plain_app_past_high_water_each_go_once_in_order():
+    """The answers queued past the high-water mark are sent, and the rest answered after, none twice."""
+    def app(request):
+        return Response(200, request.path.encode() * 300)
+
+    with serving(app, high_water=1000) as server:
+        raw = exchange(server.port, b"".join(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(5)) +
+                       b"GET /last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    paths = ["/0", "/1", "/2", "/3", "/4", "/last"]
+    assert [body for _, _, body in responses(raw)] == [p.encode() * 300 for p in paths]
+
+
+def test_a_closing_answer_past_high_water_ends_the_connection_before_the_next_request():
+    def app(request):
+        return Response(200, request.path.encode() * 1000)
+
+    with serving(app, high_water=1000) as server:
+        raw = exchange(server.port, b"GET /0 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                                    b"GET /1 HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert [body for _, _, body in responses(raw)] == [b"/0" * 1000]
+
+
+def test_an_app_returning_no_response_is_asked_once_and_answered_with_500(caplog):
+    calls = []
+
+    def app(request):
+        calls.append(request.path)
+
+    with serving(app) as server:
+        raw = exchange(server.port, b"GET /none HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 500 ")
+    assert calls == ["/none"]
+
+
+def test_an_answer_made_once_the_service_is_closing_says_close():
+    """A request finished after a stop began (it was in flight then) is answered, and the connection ends."""
+    service = HttpService(lambda request: Response(200, b"ok"), time.monotonic)
+    conn = service.Connection(service.max_head, service.max_body, None)
+    service.closing = True
+    service._parse(conn, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert service._answer(None, conn) is False
+    assert b"".join(conn.out) == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
 
 def test_many_concurrent_keep_alive_clients_from_threads():

@@ -16,7 +16,7 @@ from tests.net.test_http import serving
 pytestmark = pytest.mark.timeout(10)
 
 
-def app(request):
+def answer(request):
     path = request.path
     if path == "/304":
         return Response(304, b"hello")
@@ -30,8 +30,20 @@ def app(request):
         return Response(200, iter([b"ab"]), (("Content-Length", "5"),))
     if path == "/echo-upgrade" and request.headers.get("upgrade") == "echo":
         return Response.upgrade("echo", echo_lines)
+    if path == "/close":
+        return Response(200, b"closing", (("Connection", "close"),))
     return Response(200, f"{request.method} {path}".encode())
+
+
+def suspending(request):
+    """``answer`` from a generator app, which the server answers the other way (it may wait)."""
+    return answer(request)
     yield
+
+
+@pytest.fixture(params=[answer, suspending], ids=["plain", "generator"])
+def app(request):
+    return request.param
 
 
 def echo_lines(stream):
@@ -80,7 +92,7 @@ def exchange(port: int, requests) -> tuple[list, bytes]:
     return answers, data
 
 
-def test_304_204_carry_no_body_and_the_next_response_is_in_sync():
+def test_304_204_carry_no_body_and_the_next_response_is_in_sync(app):
     with serving(app) as server:
         answers, left = exchange(server.port, [get("/304"), get("/204"), get("/after", "Connection: close")])
     assert [(s, b) for s, _, b in answers] == [(304, b""), (204, b""), (200, b"GET /after")]
@@ -88,13 +100,13 @@ def test_304_204_carry_no_body_and_the_next_response_is_in_sync():
     assert left == b""
 
 
-def test_a_1xx_from_the_app_is_not_a_final_answer_but_a_500():
+def test_a_1xx_from_the_app_is_not_a_final_answer_but_a_500(app):
     with serving(app) as server:
         answers, _ = exchange(server.port, [get("/100"), get("/next", "Connection: close")])
     assert [s for s, _, _ in answers] == [500, 200]
 
 
-def test_streamed_bodies_are_framed_and_head_gets_no_body():
+def test_streamed_bodies_are_framed_and_head_gets_no_body(app):
     with serving(app) as server:
         answers, left = exchange(server.port, [get("/stream"), request("HEAD", "/stream", "Host: t"),
                                                get("/x", "Connection: close")])
@@ -102,7 +114,7 @@ def test_streamed_bodies_are_framed_and_head_gets_no_body():
     assert answers[1][1][b"transfer-encoding"] == b"chunked" and left == b""
 
 
-def test_a_stream_shorter_than_its_content_length_closes_the_connection():
+def test_a_stream_shorter_than_its_content_length_closes_the_connection(app):
     with serving(app) as server:
         with connect(server.port) as sock:
             sock.sendall(get("/short")[1] + get("/never")[1])
@@ -119,27 +131,27 @@ def test_a_stream_shorter_than_its_content_length_closes_the_connection():
     (request("CONNECT", "example.com:443", "Host: example.com:443"), 501),
     (request("GET", "*", "Host: t"), 400),
 ])
-def test_requests_the_app_must_not_see_get_an_error_after_the_ones_before(req, status):
+def test_requests_the_app_must_not_see_get_an_error_after_the_ones_before(app, req, status):
     with serving(app) as server:
         answers, left = exchange(server.port, [get("/first"), req, get("/dropped")])
     assert [s for s, _, _ in answers] == [200, status] and left == b""
     assert answers[1][1][b"connection"] == b"close"
 
 
-def test_http_1_0_without_host_and_options_asterisk_reach_the_app():
+def test_http_1_0_without_host_and_options_asterisk_reach_the_app(app):
     with serving(app) as server:
         answers, _ = exchange(server.port, [request("OPTIONS", "*", "Host: t"), request("GET", "/old", version="1.0")])
     assert [(s, b) for s, _, b in answers] == [(200, b"OPTIONS *"), (200, b"GET /old")]
 
 
-def test_an_upgrade_the_app_ignores_keeps_the_connection_and_the_next_request():
+def test_an_upgrade_the_app_ignores_keeps_the_connection_and_the_next_request(app):
     with serving(app) as server:
         answers, left = exchange(server.port, [get("/", "Upgrade: websocket", "Connection: Upgrade"),
                                                get("/next", "Connection: close")])
     assert [(s, b) for s, _, b in answers] == [(200, b"GET /"), (200, b"GET /next")] and left == b""
 
 
-def test_response_upgrade_hands_the_stream_to_the_new_protocol():
+def test_response_upgrade_hands_the_stream_to_the_new_protocol(app):
     with serving(app) as server:
         with connect(server.port) as sock:
             sock.sendall(get("/echo-upgrade", "Upgrade: echo", "Connection: Upgrade")[1] + b"early\n")
@@ -152,3 +164,14 @@ def test_response_upgrade_hands_the_stream_to_the_new_protocol():
             rest += recv_until_eof(sock)
     assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n") and b"Upgrade: echo" in head
     assert rest == b"echo: early\necho: later\n"
+
+
+def test_head_http_1_0_keep_alive_and_the_app_s_connection_close_are_framed_as_asked(app):
+    with serving(app) as server:
+        answers, left = exchange(server.port, [request("HEAD", "/", "Host: t"),
+                                               request("GET", "/old", "Connection: keep-alive", version="1.0"),
+                                               get("/close"), get("/dropped")])
+    assert [(s, b) for s, _, b in answers] == [(200, b""), (200, b"GET /old"), (200, b"closing")] and left == b""
+    assert answers[0][1][b"content-length"] == b"6"             # "HEAD /", not sent
+    assert answers[1][1][b"connection"] == b"keep-alive"
+    assert answers[2][1][b"connection"] == b"close"
