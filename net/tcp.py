@@ -38,10 +38,14 @@ log = logging.getLogger("genloop.net")
 
 #: Listen backlog: Linux caps it at net.core.somaxconn (4096 on current kernels).
 DEFAULT_BACKLOG = 4096
-#: Connections accepted in a row before the accept loop lets other tasks run:
-#: an accept and its connection's spawn cost ~0.3 ms on a loaded box, so a
-#: batch stays a few ms, far from the slow-step mark.
-ACCEPT_BATCH = 16
+#: Connections accepted in a row before the accept loop lets other tasks run.
+#: An accept and its connection's spawn cost ~0.3 ms on a loaded box, so a
+#: batch stays under ~20 ms, far from the slow-step mark. Between two batches
+#: the accept task waits a whole turn of Main, behind every busy connection:
+#: at 16, 1,000 clients connecting at once (wrk -c1000 against genloop serve)
+#: waited 1.1-1.9 s for the last accepts, which set their first request's
+#: latency (p99); at 64 the p99 was 340-377 ms (gunicorn gthread: 457-717 ms).
+ACCEPT_BATCH = 64
 #: Seconds to wait after accept fails (out of fds: EMFILE) before trying again;
 #: the connection stays in the backlog meanwhile.
 ACCEPT_BACKOFF = 0.1
