@@ -30,6 +30,7 @@ log = logging.getLogger("genloop")
 
 _in_context = contextvars.Context.run   # unbound: Context.run(ctx, fn, *args)
 _SUSPEND = object()   # a handler's answer: the task is parked or re-queued
+_HANDED = object()    # _watchers_op's answer: only Main may do that
 
 #: The trap table, curio's style: trap code -> name of its ``Kernel`` method,
 #: filled in by ``@_handles`` below; each kernel binds it once into a tuple
@@ -407,6 +408,17 @@ class Kernel:
     # ``self.lock`` guards them. A task changes pools under ``self.lock``
     # (``_trap_switch``), so a locked look at ``_pool`` settles which rule holds.
 
+    def _watchers_op(self, task, op, *args):
+        """``op(task, *args)`` where the rule above allows it here; ``_HANDED`` if only Main may."""
+        main = self.main_pool
+        if task._pool is not main:
+            with self.lock:
+                if task._pool is not main:
+                    return op(task, *args)
+        if main.on_own_thread():
+            return op(task, *args)
+        return _HANDED
+
     def watch(self, task, callback) -> bool:
         """Call ``callback(task)`` when ``task`` ends; False if it already has.
 
@@ -414,15 +426,11 @@ class Kernel:
         the answer is then True and Main calls back, at once if the task has
         ended meanwhile.
         """
-        main = self.main_pool
-        if task._pool is not main:
-            with self.lock:
-                if task._pool is not main:
-                    return _add_watcher(task, callback)
-        if main.on_own_thread():
-            return _add_watcher(task, callback)
-        main.call_soon(lambda: self.watch(task, callback) or callback(task))
-        return True
+        added = self._watchers_op(task, _add_watcher, callback)
+        if added is _HANDED:
+            self.main_pool.call_soon(lambda: self.watch(task, callback) or callback(task))
+            return True
+        return added
 
     def unwatch(self, task, callback, removed=None) -> bool:
         """Undo ``watch``; False if the callback has run or will run.
@@ -431,15 +439,11 @@ class Kernel:
         and the answer is False; if Main does remove the callback, it calls
         ``removed()``.
         """
-        main = self.main_pool
-        if task._pool is not main:
-            with self.lock:
-                if task._pool is not main:
-                    return _remove_watcher(task, callback)
-        if main.on_own_thread():
-            return _remove_watcher(task, callback)
-        main.call_soon(lambda: self.unwatch(task, callback, removed) and removed is not None and removed())
-        return False
+        done = self._watchers_op(task, _remove_watcher, callback)
+        if done is _HANDED:
+            self.main_pool.call_soon(lambda: self.unwatch(task, callback, removed) and removed is not None and removed())
+            return False
+        return done
 
     # -- trap handlers (one per code; the table is ``_handlers``) ------------
     @_handles(SPAWN)

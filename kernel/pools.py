@@ -61,12 +61,7 @@ class MainPool:
         if get_ident() == self.ident:
             self.queue.append(task)
         else:
-            with self.lock:
-                self.pushes += 1
-                self.inbox.append(task)
-                if self.sleeping:
-                    self.sleeping = False
-                    self.poller.wake_main()
+            self._hand_over(self.inbox, task)
 
     def push_here(self, task):
         """``push`` by Main itself, which needs no thread check."""
@@ -79,9 +74,13 @@ class MainPool:
 
     def call_soon(self, fn) -> None:
         """Have Main call ``fn()`` at its next turn (from any thread)."""
+        self._hand_over(self.calls, fn)
+
+    def _hand_over(self, box, item):
+        """Another thread's task or call for Main: into ``box``, waking Main if it sleeps."""
         with self.lock:
             self.pushes += 1
-            self.calls.append(fn)
+            box.append(item)
             if self.sleeping:
                 self.sleeping = False
                 self.poller.wake_main()
