@@ -255,6 +255,8 @@ class Queue(Generic[T]):
         # An empty queue goes straight to the park, whose arm looks again under
         # the lock: one lock per get, whether it waits or not. (The look
         # without the lock is one atomic read, a hint the arm settles.)
+        if self._closed and not self._items:    # in this order: once closed, no put refills it
+            raise QueueClosed("get on a closed, empty queue")
         if self._items:
             with self._lock:
                 if self._items:
