@@ -97,9 +97,9 @@ class MainPool:
         with self.lock:
             self.queue.extend(self.inbox)
             self.inbox.clear()
-            calls, self.calls = self.calls, deque()
-        while calls:
-            fn = calls.popleft()
+            calls = list(self.calls)    # the deques stay the same objects: _hand_over finds them unlocked
+            self.calls.clear()
+        for fn in calls:
             try:
                 fn()
             except Exception:
