@@ -322,8 +322,11 @@ class Kernel:
         """Consume a pending cancel; returns the ``Cancelled`` to throw, or None."""
         if task._pool is self.main_pool:     # Main's own: no other thread touches it (see Task)
             return self._took_cancel(task)
-        with task._lock:
+        task._lock.acquire()
+        try:
             return self._took_cancel(task)
+        finally:
+            task._lock.release()
 
     @staticmethod
     def _took_cancel(task):
@@ -342,8 +345,11 @@ class Kernel:
         """
         if task._pool is self.main_pool:
             return self._park(task, trap, arm, abort)
-        with task._lock:
+        task._lock.acquire()
+        try:
             return self._park(task, trap, arm, abort)
+        finally:
+            task._lock.release()
 
     def _park(self, task, trap, arm, abort):
         if task._cancel_pending:
@@ -375,8 +381,11 @@ class Kernel:
         if task._pool is self.main_pool:      # a task on Main ends on Main: its watchers are Main's
             watchers = self._close(task, result, exc)
         else:
-            with self.lock:
+            self.lock.acquire()
+            try:
                 watchers = self._close(task, result, exc)
+            finally:
+                self.lock.release()
         if self.instruments:
             for ins in self.instruments:
                 ins.task_exited(task)
@@ -412,9 +421,12 @@ class Kernel:
         """``op(task, *args)`` where the rule above allows it here; ``_HANDED`` if only Main may."""
         main = self.main_pool
         if task._pool is not main:
-            with self.lock:
+            self.lock.acquire()
+            try:
                 if task._pool is not main:
                     return op(task, *args)
+            finally:
+                self.lock.release()
         if main.on_own_thread():
             return op(task, *args)
         return _HANDED
@@ -635,8 +647,11 @@ class Kernel:
         # ``park`` inlined: this is every primitive's wait.
         if task._pool is self.main_pool:
             return self._park(task, trap, trap[1], trap[2])
-        with task._lock:
+        task._lock.acquire()
+        try:
             return self._park(task, trap, trap[1], trap[2])
+        finally:
+            task._lock.release()
 
     # -- timers and I/O (called by the driver on the Main thread) ------------
     def next_timeout(self):

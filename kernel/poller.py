@@ -6,6 +6,12 @@ no epoll_ctl call. An edge that arrives while nobody waits is remembered as a
 "ready" flag, which the next waiter consumes and returns at once; its retry of
 the system call then either succeeds or waits again. That closes the window
 between a failed ``recv`` and the registration of its waiter.
+
+The hot paths (``arm``, ``poll``) take the lock as ``acquire()`` and
+try/finally ``release()``: on CPython 3.11 a ``with`` costs about 1.1k
+instructions more, its ``__enter__`` and ``__exit__`` going through the slow
+call path (2.1k for a ``Condition``, whose ``__enter__`` is Python). The
+kernel's pools and primitives take theirs the same way on their hot paths.
 """
 import os
 import select
@@ -126,8 +132,9 @@ class Poller:
     # -- waiting -------------------------------------------------------------
     def arm(self, task, f, mode):
         """Park ``task`` until ``f`` is ready for ``mode``; None means it already is."""
-        fd = _fileno(f)
-        with self._lock:
+        fd = f if type(f) is int else f.fileno()
+        self._lock.acquire()
+        try:
             st = self._fds.get(fd)
             if st is None:
                 st = self._register(fd, f)
@@ -154,6 +161,8 @@ class Poller:
             self.waiting += 1
             if self._sel is not None:  # pragma: no cover
                 self._sel_update(st)
+        finally:
+            self._lock.release()
         return True
 
     def abort(self, task, f, mode) -> bool:
@@ -215,13 +224,16 @@ class Poller:
         wait on, so the number can be reused safely.
         """
         fd = _fileno(f)
-        with self._lock:
+        self._lock.acquire()
+        try:
             st = self._fds.pop(fd, None)
             if st is None:
                 return []
             self._unregister(fd)
             woken = [t for _, t in st.tasks()]
             self.waiting -= len(woken)
+        finally:
+            self._lock.release()
         err = ClosedResourceError(9, f"fd {fd} was closed while a task waited on it")
         return [(t, err) for t in woken]
 
@@ -236,7 +248,8 @@ class Poller:
         if not events:
             return woken
         wake_r = self._wake_r
-        with self._lock:
+        self._lock.acquire()
+        try:
             fds = self._fds
             for fd, ev in events:
                 if fd == wake_r:
@@ -279,6 +292,8 @@ class Poller:
                             self.waiting -= len(more)
                 if self._sel is not None:  # pragma: no cover
                     self._sel_update(st)
+        finally:
+            self._lock.release()
         return woken
 
     def wake_main(self):

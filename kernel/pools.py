@@ -2,7 +2,8 @@
 
 The scheduler core only ever calls ``pool.push(task)``; these classes decide
 which thread steps it. They and the stepper's simulated pools share one face,
-``kernel.runqueue.RunQueue``.
+``kernel.runqueue.RunQueue``. Their hot paths take locks as ``acquire()``
+and try/finally ``release()``, half the cost of ``with`` (see ``kernel.poller``).
 """
 import logging
 import threading
@@ -78,12 +79,15 @@ class MainPool:
 
     def _hand_over(self, box, item):
         """Another thread's task or call for Main: into ``box``, waking Main if it sleeps."""
-        with self.lock:
+        self.lock.acquire()
+        try:
             self.pushes += 1
             box.append(item)
             if self.sleeping:
                 self.sleeping = False
                 self.poller.wake_main()
+        finally:
+            self.lock.release()
 
     def poke(self):
         """Make Main look again at timers and pools (from any thread)."""
@@ -94,11 +98,14 @@ class MainPool:
 
     def drain_inbox(self):
         """Take what other threads handed over: queue their tasks, run their calls (on Main)."""
-        with self.lock:
+        self.lock.acquire()
+        try:
             self.queue.extend(self.inbox)
             self.inbox.clear()
             calls = list(self.calls)    # the deques stay the same objects: _hand_over finds them unlocked
             self.calls.clear()
+        finally:
+            self.lock.release()
         for fn in calls:
             try:
                 fn()
@@ -107,16 +114,22 @@ class MainPool:
 
     def try_sleep(self) -> bool:
         """Announce that Main is about to block; False if work arrived meanwhile."""
-        with self.lock:
+        self.lock.acquire()
+        try:
             if not self.inbox and not self.calls:
                 self.sleeping = True
                 return True
+        finally:
+            self.lock.release()
         self.drain_inbox()
         return False
 
     def woke(self):
-        with self.lock:
+        self.lock.acquire()
+        try:
             self.sleeping = False
+        finally:
+            self.lock.release()
 
     def idle(self) -> bool:
         return not self.queue and not self.inbox and not self.calls
@@ -178,7 +191,8 @@ class ThreadPool:
 
     def push(self, task):
         task.state = READY
-        with self.cond:
+        self.cond.acquire()
+        try:
             self.pushes += 1
             self.queue.append(task)
             # Idle threads each take one queued task; start a thread for the rest.
@@ -186,6 +200,8 @@ class ThreadPool:
                 self._start_thread()
             if self.idle_count:
                 self.cond.notify()
+        finally:
+            self.cond.release()
 
     def _start_thread(self):
         self.serial += 1
@@ -209,7 +225,8 @@ class ThreadPool:
         with cond:
             self._batches.append(me)
         while True:
-            with cond:
+            cond.acquire()
+            try:
                 while not queue:
                     if self.closing:
                         self._retire(me)
@@ -229,6 +246,8 @@ class ThreadPool:
                 # IO steps block: one at a time, so a blocking call never holds others back.
                 n = 1 if self.elastic else min(BATCH, len(queue) // len(self.threads) or 1)
                 batch.extend([pop() for _ in range(n)])
+            finally:
+                cond.release()
             while True:
                 try:
                     task = take()
@@ -254,12 +273,15 @@ class ThreadPool:
                 end_turn(after_turn)
             if out:
                 # Under cond, as a thief takes from ``out``; only this thread appends to it.
-                with cond:
+                cond.acquire()
+                try:
                     self.pushes += 1
                     queue.extend(out)
                     if self.idle_count:
                         cond.notify(len(out))
                     out.clear()
+                finally:
+                    cond.release()
 
     def _steal(self, me) -> bool:
         """Hand back the batch of every sibling stuck in one step since our last look (under cond).
