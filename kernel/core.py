@@ -132,7 +132,8 @@ class Kernel:
         self.stopping = False               # the root has ended, or interrupted is set: Main stops
         self.monitor = None                 # the live console, when run() started one
         self._arm_sleep, self._abort_sleep = self._arm_sleep, self._abort_sleep
-        self._arm_io, self._abort_io = self._arm_io, self._abort_io
+        self._arm_io, self._abort_io = self.poller.arm, self.poller.abort
+        self.poller.poke = self.main_pool.poke
         self._handlers = tuple(getattr(self, _HANDLERS[code]) for code in range(len(TRAP_CODES)))
 
     # -- pools ---------------------------------------------------------------
@@ -554,19 +555,7 @@ class Kernel:
 
     @_handles(IO)
     def _trap_io(self, task, trap):
-        return self.park(task, trap, self._arm_io, self._abort_io)
-
-    def _arm_io(self, task):
-        trap = task.trap
-        if self.poller.arm(task, trap[1], trap[2]) is None:
-            return None
-        if self.poller.needs_poke:  # pragma: no cover - select() must be re-armed
-            self.main_pool.poke()
-        return PARKED
-
-    def _abort_io(self, task):
-        trap = task.trap
-        return self.poller.abort(task, trap[1], trap[2])
+        return self.park(task, trap, self._arm_io, self._abort_io)   # the poller's own arm and abort
 
     @_handles(SWITCH)
     def _trap_switch(self, task, trap):

@@ -19,7 +19,7 @@ import selectors
 import threading
 
 from .errors import BusyResourceError, ClosedResourceError
-from .traps import READ
+from .traps import PARKED, READ
 
 _EPOLL = hasattr(select, "epoll")
 if _EPOLL:
@@ -68,16 +68,6 @@ class _Fd:
         else:
             self.reader, self.reader_obj = task, obj
 
-    def ready(self, mode):
-        """Consume the edge kept for ``mode``; a hang-up stays: its waits all return at once."""
-        if self.ended >> mode & 1:
-            return True
-        if mode:
-            ready, self.can_write = self.can_write, False
-        else:
-            ready, self.can_read = self.can_read, False
-        return ready
-
     def take_more(self, mode) -> list:
         """Remove and return the further waiters for ``mode``."""
         mine = [t for m, _, t in self.more if m == mode]
@@ -111,7 +101,7 @@ class Poller:
         self._lock = threading.Lock()
         self._fds = {}
         self.waiting = 0
-        self.needs_poke = not _EPOLL   # select() sees a new waiter only when re-entered
+        self.poke = None               # the kernel's: breaks Main's select() for a new waiter
         if _EPOLL:
             self._ep = select.epoll()
             self._sel = None
@@ -130,8 +120,13 @@ class Poller:
             self._sel.register(self._wake_r, selectors.EVENT_READ)
 
     # -- waiting -------------------------------------------------------------
-    def arm(self, task, f, mode):
-        """Park ``task`` until ``f`` is ready for ``mode``; None means it already is."""
+    # ``arm`` and ``abort`` are the kernel's park protocol for an I/O trap
+    # ``(IO, f, mode)``, bound once as the trap's arm and abort: no call in
+    # between. ``arm`` is every socket wait's hot path, so the common case
+    # (the fd's first waiter of its direction) is written out inline.
+    def arm(self, task):
+        """Park ``task`` until the fd of its trap is ready; None means it already is."""
+        _, f, mode = task.trap
         fd = f if type(f) is int else f.fileno()
         self._lock.acquire()
         try:
@@ -145,27 +140,45 @@ class Poller:
                 # through the same file object costs no system call.
                 self._rearm(st)
                 st.obj = f
-            if st.ready(mode):
+            if st.ended >> mode & 1:   # a hang-up stays: its waits all return at once
                 return None
-            first = st.waiter(mode)
-            if first is None:
-                st.set_waiter(mode, task, f)
+            if mode:
+                if st.can_write:       # an edge came with nobody waiting: consume it
+                    st.can_write = False
+                    return None
+                if st.writer is None:
+                    st.writer, st.writer_obj = task, f
+                else:
+                    self._add_more(st, task, f, mode)
             else:
-                if _same(st.waiter_obj(mode), f) or any(m == mode and _same(o, f) for m, o, _ in st.more or ()):
-                    raise BusyResourceError(
-                        f"another task is already waiting to {'read' if mode == READ else 'write'} fd {fd} "
-                        f"through {f!r}")
-                if st.more is None:
-                    st.more = []
-                st.more.append((mode, f, task))
+                if st.can_read:
+                    st.can_read = False
+                    return None
+                if st.reader is None:
+                    st.reader, st.reader_obj = task, f
+                else:
+                    self._add_more(st, task, f, mode)
             self.waiting += 1
             if self._sel is not None:  # pragma: no cover
                 self._sel_update(st)
         finally:
             self._lock.release()
-        return True
+        if self._sel is not None:  # pragma: no cover - select() must be re-entered to see a new waiter
+            self.poke()
+        return PARKED
 
-    def abort(self, task, f, mode) -> bool:
+    def _add_more(self, st, task, f, mode):
+        """A further waiter for ``mode``, through another object than the first (under the lock)."""
+        if _same(st.waiter_obj(mode), f) or any(m == mode and _same(o, f) for m, o, _ in st.more or ()):
+            raise BusyResourceError(
+                f"another task is already waiting to {'read' if mode == READ else 'write'} fd {st.fd} "
+                f"through {f!r}")
+        if st.more is None:
+            st.more = []
+        st.more.append((mode, f, task))
+
+    def abort(self, task) -> bool:
+        _, f, mode = task.trap
         with self._lock:
             st = self._fds.get(_fileno(f))
             if st is None:
