@@ -203,27 +203,27 @@ class Kernel:
         return getattr(self.tls, "pool", None) or self.main_pool
 
     # -- tasks ---------------------------------------------------------------
-    def new_task(self, fn, args, dispatcher, name, parent, group=None):
-        """Create a task and queue it on its dispatcher."""
+    def new_task(self, fn, args, dispatcher, name, parent, group=None, pool=None):
+        """Create a task and queue it on its dispatcher (``pool``: its run queue, if the caller knows it)."""
         if type(fn) is FunctionType:
             coro = fn(*args)
             if type(coro) is not GeneratorType:
                 coro = _checked(coro, fn)
         else:
             coro = _coroutine(fn, args)
-        pool = self.pools.get(dispatcher) or self.pool_for(dispatcher)
-        task = Task(self, coro, name, dispatcher, pool, parent)
-        task._group = group
-        # Two single operations that CPython makes atomic (itertools.count and
-        # dict are thread-safe, on free-threaded builds too): no lock.
-        task.id = next(self._ids)
-        self.tasks[task.id] = task
+        if pool is None:
+            pool = self.pools.get(dispatcher) or self.pool_for(dispatcher)
+        task = Task(self, coro, name, dispatcher, pool, parent, group)
+        self.tasks[task.id] = task     # one dict insert, atomic: no lock (see Task.__init__)
         if group is not None:
             group._adopt(task)
         if self.instruments:
             for ins in self.instruments:
                 ins.task_spawned(task)
-        pool.push(task)
+        if pool is self.main_pool and parent is not None and parent._pool is pool:
+            pool.push_here(task)       # a task on Main spawns from its step, on Main: no thread check
+        else:
+            pool.push(task)
         return task
 
     def wake(self, task, value, exc):
@@ -263,8 +263,6 @@ class Kernel:
             for ins in instruments:
                 ins.before_step(task)
         coro, context, send = task.coro, task.context, task._send
-        trap = None
-        again = False
         try:
             while True:
                 if exc is None:
@@ -277,8 +275,9 @@ class Kernel:
                         exc = self._take_cancel(task)
                         if exc is not None:
                             continue
-                    again = True
-                    break
+                    if instruments:
+                        self._after_step(task, None)
+                    return True
                 try:
                     handler = self._handlers[trap[0]]
                 except Exception:
@@ -296,6 +295,7 @@ class Kernel:
             trap = None
             self._finish(task, e.value, None)
         except (KeyboardInterrupt, SystemExit) as e:
+            trap = None
             self._finish(task, None, e)
             if e is not thrown:       # raised here, not handed on by a join:
                 raise                 # Ctrl-C and exit() stop the kernel, not just this task
@@ -303,10 +303,13 @@ class Kernel:
             trap = None
             self._finish(task, None, e)
         if instruments:
-            self.tls.task = None
-            for ins in instruments:
-                ins.after_step(task, trap)
-        return again
+            self._after_step(task, trap)
+        return False
+
+    def _after_step(self, task, trap):
+        self.tls.task = None
+        for ins in self.instruments:
+            ins.after_step(task, trap)
 
     def interrupt(self, exc):
         """A ``KeyboardInterrupt``/``SystemExit`` raised off Main: make ``run`` stop with it."""
@@ -379,14 +382,18 @@ class Kernel:
         if task._owns is not None:
             for group in task._owns:
                 exc = group._body_exit(task, exc)    # failures of a group it never joined
-        if task._pool is self.main_pool:      # a task on Main ends on Main: its watchers are Main's
-            watchers = self._close(task, result, exc)
-        else:
-            self.lock.acquire()
-            try:
-                watchers = self._close(task, result, exc)
-            finally:
-                self.lock.release()
+        # A task on Main ends on Main, its watchers are Main's: no lock (see watch).
+        lock = None if task._pool is self.main_pool else self.lock
+        if lock is not None:
+            lock.acquire()
+        task.result = result
+        task.exception = exc
+        task.state = DONE
+        task.done = True
+        watchers, task._watchers = task._watchers, None
+        if lock is not None:
+            lock.release()
+        self.tasks.pop(task.id, None)
         if self.instruments:
             for ins in self.instruments:
                 ins.task_exited(task)
@@ -401,16 +408,6 @@ class Kernel:
                                                                           KeyboardInterrupt, SystemExit)):
             log.error("task #%d %r died and nobody joined it:\n%s", task.id, task.name,
                       "".join(traceback.format_exception(exc)))
-
-    def _close(self, task, result, exc):
-        """Record the end; returns the watchers to call (see ``watch`` for who may run this)."""
-        task.result = result
-        task.exception = exc
-        task.state = DONE
-        task.done = True
-        watchers, task._watchers = task._watchers, None
-        self.tasks.pop(task.id, None)
-        return watchers
 
     # A task's watchers belong to the thread that ends it. For a task on Main
     # that is Main, which touches them without a lock; another thread hands
@@ -462,8 +459,9 @@ class Kernel:
     @_handles(SPAWN)
     def _trap_spawn(self, task, trap):
         _, fn, args, dispatcher, name, group = trap
-        return self.new_task(fn, args, task.dispatcher if dispatcher is None else dispatcher,
-                             name, task, group)
+        if dispatcher is None:        # the parent's: its run queue is at hand
+            return self.new_task(fn, args, task.dispatcher, name, task, group, task._pool)
+        return self.new_task(fn, args, dispatcher, name, task, group)
 
     @_handles(CURRENT)
     def _trap_current(self, task, trap):

@@ -74,13 +74,13 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
         kernel.watch(root, lambda t: kernel.stop())
         signals.root = root
         try:
-            loop(kernel, watchdog=watchdog)
+            loop(kernel)
             if kernel.interrupted is not None:
                 raise kernel.interrupted     # Ctrl-C or exit() in a task on a worker thread
         except (KeyboardInterrupt, SystemExit):
-            _shutdown(kernel, watchdog)    # Ctrl-C: still cancel, reap and stop everything
+            _shutdown(kernel)    # Ctrl-C: still cancel, reap and stop everything
             raise
-        _shutdown(kernel, watchdog)
+        _shutdown(kernel)
     finally:
         signals.close()
         set_current_kernel(None)
@@ -94,7 +94,7 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
     return root.result
 
 
-def loop(kernel, finished=None, watchdog=None):
+def loop(kernel, finished=None):
     """Turn the Main loop until ``kernel.stopping`` and ``finished()``: step ready tasks, poll, fire timers.
 
     ``kernel.stopping`` is the flag every turn reads; ``finished`` (shutdown's
@@ -112,16 +112,12 @@ def loop(kernel, finished=None, watchdog=None):
     while True:
         for _ in range(len(queue)):
             task = popleft()
-            if watchdog is not None:
-                watchdog.current = task
             if step(task):                # a checkpoint: back to the end of the queue
                 if task._pool is pool:
                     task.state = READY
                     append(task)
                 else:                     # Unconfined, or a view over Main
                     task._pool.push(task)
-        if watchdog is not None:
-            watchdog.current = None
         if after_turn:
             end_turn(after_turn)
         if kernel.stopping and (finished is None or finished()):
@@ -164,7 +160,7 @@ def loop(kernel, finished=None, watchdog=None):
             tick(0, poll=False)
 
 
-def _shutdown(kernel, watchdog):
+def _shutdown(kernel):
     kernel.shutting_down = True      # from now on every task's end pokes Main
     kernel.stopping = True           # so the loop asks shutdown's own test (after a Ctrl-C it may not be)
     seen = set()
@@ -177,13 +173,13 @@ def _shutdown(kernel, watchdog):
                 t.cancel()
 
     cancel_new()
-    _turn_until_empty(kernel, watchdog, SHUTDOWN_GRACE, cancel_new)
+    _turn_until_empty(kernel, SHUTDOWN_GRACE, cancel_new)
     if kernel.tasks:
         # Still alive: they caught Cancelled and wait in their cleanup. A
         # cancel after the first is delivered again: interrupt that wait.
         for t in list(kernel.tasks.values()):
             t.cancel()
-        _turn_until_empty(kernel, watchdog, SHUTDOWN_RECANCEL_GRACE, cancel_new)
+        _turn_until_empty(kernel, SHUTDOWN_RECANCEL_GRACE, cancel_new)
     for t in list(kernel.tasks.values()):
         log.error("task #%d %r did not end within %.1f s of being cancelled twice at shutdown "
                   "(it is %s: %r)", t.id, t.name, SHUTDOWN_GRACE + SHUTDOWN_RECANCEL_GRACE, t.state, t.trap)
@@ -195,7 +191,7 @@ def _shutdown(kernel, watchdog):
                 log.error("worker thread %s is still busy after shutdown; it is left behind", th.name)
 
 
-def _turn_until_empty(kernel, watchdog, grace, cancel_new):
+def _turn_until_empty(kernel, grace, cancel_new):
     """Turn the Main loop until the task table is empty, for at most ``grace`` seconds."""
     if not kernel.tasks:
         return
@@ -204,7 +200,7 @@ def _turn_until_empty(kernel, watchdog, grace, cancel_new):
     timer.daemon = True
     timer.start()
     try:
-        loop(kernel, lambda: cancel_new() or not kernel.tasks or expired.is_set(), watchdog)
+        loop(kernel, lambda: cancel_new() or not kernel.tasks or expired.is_set())
     finally:
         timer.cancel()
         timer.join()

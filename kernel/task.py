@@ -56,8 +56,10 @@ class Task(Generic[T]):
         "__weakref__",
     )
 
-    def __init__(self, kernel, coro, name, dispatcher, pool, parent):
-        self.id = 0
+    def __init__(self, kernel, coro, name, dispatcher, pool, parent, group):
+        # One atomic operation (itertools.count is thread-safe, on free-threaded
+        # builds too): spawning takes no lock.
+        self.id = next(kernel._ids)
         self._name = name
         self.coro = coro
         self._send = _gen_send if type(coro) is GeneratorType else type(coro).send
@@ -74,7 +76,7 @@ class Task(Generic[T]):
         # 64 bytes less per task, which C10K multiplies.
         self._lock = None if pool is kernel.main_pool else threading.Lock()
         self._watchers = None
-        self._group = None
+        self._group = group   # the TaskGroup that spawned it, if any
         self._owns = None     # TaskGroups whose body this task is (see structured.TaskGroup)
         # Every step runs in the task's own Context: a copy of its spawner's (asyncio's rule).
         self.context = contextvars.copy_context() if parent is None else _copy(parent.context)
@@ -149,15 +151,20 @@ class Task(Generic[T]):
             self._lock = threading.Lock()
         return self._lock
 
+    # A task that has ended answers without a trip through the kernel (the
+    # JOIN trap would answer the same at once: it is no suspension point).
     @coroutine
     def join(self) -> Gen[T]:
         """Wait for the task to end; return its result or re-raise its exception."""
+        if self.done and self.exception is None:
+            return self.result
         return (yield (JOIN, self, False))
 
     @coroutine
     def wait_done(self) -> Gen[None]:
         """Wait for the task to end, whatever the outcome; return nothing."""
-        yield (JOIN, self, True)
+        if not self.done:
+            yield (JOIN, self, True)
 
     def wake(self, value=None):
         """Resume this parked task with ``value`` (for primitives: see ``traps.park``)."""

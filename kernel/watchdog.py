@@ -1,10 +1,11 @@
 """The slow-step watchdog: notices a step on Main that will not yield.
 
-A thread samples which task Main is stepping (``current``, set by the loop
-with one attribute store per step) and that task's step count. The same
+A thread samples which task Main is stepping, read off Main's stack
+(``sys._current_frames()``: the innermost ``Kernel.step`` frame's ``task``),
+and that task's step count, so the loop pays nothing per step. The same
 (task, step) seen for longer than the threshold is a slow step; it is
 reported while it is still running, with the line Main is executing, read
-from ``sys._current_frames()`` — so even a step that never returns is named.
+from the same stack — so even a step that never returns is named.
 """
 import logging
 import os
@@ -28,7 +29,6 @@ class Watchdog:
         self.kernel = kernel
         self.main_ident = main_ident
         self.threshold = threshold
-        self.current = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="genloop-watchdog", daemon=True)
         self._thread.start()
@@ -39,7 +39,7 @@ class Watchdog:
         reported = False
         interval = self.threshold / 4
         while not self._stop.wait(interval):
-            task = self.current
+            task = self._stepping()
             key = None if task is None else (task, task.steps)
             now = time.monotonic()
             if key != last:
@@ -48,6 +48,16 @@ class Watchdog:
             if key is not None and not reported and now - since >= self.threshold:
                 reported = True
                 self._report(task, now - since)
+
+    def _stepping(self):
+        """The task whose step Main is in now, or None."""
+        frame = sys._current_frames().get(self.main_ident)
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == "step" and code.co_filename == _CORE:
+                return frame.f_locals.get("task")
+            frame = frame.f_back
+        return None
 
     def _report(self, task, seconds):
         stack = self._stack(task)
