@@ -22,7 +22,7 @@ from .errors import Cancelled, Timeout
 from .instruments import guarded
 from .poller import Poller
 from .runqueue import RunQueue, UnconfinedPool
-from .task import DONE, RUNNING, WAITING, Task
+from .task import DONE, READY, RUNNING, WAITING, Task
 from .timers import Timers
 from .traps import CALL, CURRENT, IO, JOIN, PARK, PARKED, SLEEP, SPAWN, SWITCH, TRAP_CODES
 
@@ -347,34 +347,32 @@ class Kernel:
         ``abort(task)`` undoes it. See ``traps.park`` for the protocol. A task
         on Main parks without a lock: its wait state is Main's alone (see Task).
         """
-        if task._pool is self.main_pool:
-            return self._park(task, trap, arm, abort)
-        task._lock.acquire()
+        lock = None if task._pool is self.main_pool else task._lock
+        if lock is not None:
+            lock.acquire()
         try:
-            return self._park(task, trap, arm, abort)
-        finally:
-            task._lock.release()
-
-    def _park(self, task, trap, arm, abort):
-        if task._cancel_pending:
-            task._cancel_pending = False
-            task._cancelled = True
-            raise Cancelled()
-        task.state = WAITING
-        task.trap = trap
-        task.since = self.clock.now()    # the monitor's "waiting for how long"
-        task._abort = abort
-        try:
-            got = arm(task)
-        except BaseException:
+            if task._cancel_pending:
+                task._cancel_pending = False
+                task._cancelled = True
+                raise Cancelled()
+            task.state = WAITING
+            task.trap = trap
+            task.since = self.clock.now()    # the monitor's "waiting for how long"
+            task._abort = abort
+            try:
+                got = arm(task)
+            except BaseException:
+                task._abort = None
+                task.state = RUNNING
+                raise
+            if got is PARKED:
+                return _SUSPEND
             task._abort = None
             task.state = RUNNING
-            raise
-        if got is PARKED:
-            return _SUSPEND
-        task._abort = None
-        task.state = RUNNING
-        return got
+            return got
+        finally:
+            if lock is not None:
+                lock.release()
 
     def _finish(self, task, result, exc):
         if exc is None and task._cancelled:
@@ -631,14 +629,7 @@ class Kernel:
 
     @_handles(PARK)
     def _trap_park(self, task, trap):
-        # ``park`` inlined: this is every primitive's wait.
-        if task._pool is self.main_pool:
-            return self._park(task, trap, trap[1], trap[2])
-        task._lock.acquire()
-        try:
-            return self._park(task, trap, trap[1], trap[2])
-        finally:
-            task._lock.release()
+        return self.park(task, trap, trap[1], trap[2])     # every primitive's wait
 
     # -- timers and I/O (called by the driver on the Main thread) ------------
     def next_timeout(self):
@@ -661,25 +652,32 @@ class Kernel:
             self.stats["polls"] += 1
             for ins in instruments:
                 ins.after_poll(len(woken))
-            for t in woken:
-                self._wake_from_main(t)
+            self._wake_from_main(woken)
         if self.timers.count:
             for action in self.timers.pop_due(self.clock.now()):
                 if isinstance(action, Task):
-                    self._wake_from_main(action)
+                    self._wake_from_main((action,))
                 else:
                     action()
 
-    def _wake_from_main(self, task):
+    def _wake_from_main(self, tasks):
         """``wake`` by Main itself (its poller, its timers): a task of Main's goes straight on its queue.
 
-        One hop, with no thread check: the driver calls ``tick`` on Main.
+        One hop, with no thread check and no call per task: the driver calls
+        ``tick`` on Main. These tasks resume with nothing (``_value`` and
+        ``_exc`` are None while a task is parked). With instruments (the
+        stepper's among them) every wake goes through ``wake``.
         """
         main = self.main_pool
-        if task._pool is not main or self.instruments:
-            return self.wake(task, None, None)
-        task._value = task._exc = task._abort = None
-        main.push_here(task)
+        queue = main.queue
+        plain = not self.instruments
+        for task in tasks:
+            if plain and task._pool is main:
+                task._abort = None
+                task.state = READY
+                queue.append(task)
+            else:
+                self.wake(task, None, None)
 
     def forget_fd(self, f):
         """Tell the poller ``f`` is about to close; its waiters get ``ClosedResourceError``."""

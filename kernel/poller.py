@@ -29,6 +29,11 @@ if _EPOLL:
     _ENDS_READ = select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
     _ENDS_WRITE = select.EPOLLHUP | select.EPOLLERR
     _ENDS = _ENDS_READ | _ENDS_WRITE
+    _SEL_IN, _SEL_OUT = select.EPOLLIN, select.EPOLLOUT   # the fallback's events, mapped to these
+else:  # pragma: no cover - selectors only: its events are the bits, with no hang-up flags
+    _IN = _SEL_IN = selectors.EVENT_READ
+    _OUT = _SEL_OUT = selectors.EVENT_WRITE
+    _ENDS = _ENDS_READ = _ENDS_WRITE = 0
 #: Events taken per poll call; more simply wait for the next call.
 MAX_EVENTS = 1024
 
@@ -253,10 +258,12 @@ class Poller:
     # -- polling (Main only) -------------------------------------------------
     def poll(self, timeout):
         """Wait up to ``timeout`` seconds (None: forever); return the tasks to wake."""
-        if self._ep is not None:
+        sel = self._sel
+        if sel is None:
             events = self._ep.poll(-1 if timeout is None else timeout, MAX_EVENTS)
         else:  # pragma: no cover
-            events = [(k.fd, m) for k, m in self._sel.select(timeout)]
+            events = [(k.fd, (_SEL_IN if m & selectors.EVENT_READ else 0) | (_SEL_OUT if m & selectors.EVENT_WRITE else 0))
+                      for k, m in sel.select(timeout)]
         woken = []
         if not events:
             return woken
@@ -274,12 +281,10 @@ class Poller:
                 st = fds.get(fd)
                 if st is None:
                     continue
-                if self._ep is None:  # pragma: no cover
-                    ev = (_IN if ev & selectors.EVENT_READ else 0) | (_OUT if ev & selectors.EVENT_WRITE else 0)
-                elif ev & _ENDS:
+                if ev & _ENDS:
                     # Edge-triggered: the data and the hang-up that ends it may come
                     # in one event; a reader that takes the data and waits again
-                    # would then wait for ever. The hang-up stays (_Fd.ready).
+                    # would then wait for ever. The hang-up stays (see arm).
                     st.ended |= (1 if ev & _ENDS_READ else 0) | (2 if ev & _ENDS_WRITE else 0)
                 if ev & _IN:
                     if st.reader is None:
@@ -303,7 +308,7 @@ class Poller:
                             more = st.take_more(1)
                             woken += more
                             self.waiting -= len(more)
-                if self._sel is not None:  # pragma: no cover
+                if sel is not None:  # pragma: no cover
                     self._sel_update(st)
         finally:
             self._lock.release()
