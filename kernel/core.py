@@ -108,6 +108,8 @@ class Kernel:
     def __init__(self, *, clock=None, instruments=(), make_pool, make_limited, main_pool, thread_sizes=None):
         self.clock = clock or MonotonicClock()
         self.instruments = tuple(guarded(ins) for ins in instruments)
+        if self.instruments:
+            self.step = self._observed_step
         self.timers = Timers()
         self.poller = Poller()
         self.tls = threading.local()
@@ -237,16 +239,19 @@ class Kernel:
                 ins.task_woken(task, waker)
         task._pool.push(task)
 
-    def step(self, task) -> bool:
-        """Run ``task`` until it parks, re-queues itself or ends; True if it asks to be re-queued.
+    def step(self, task):
+        """Run ``task`` until it parks, re-queues itself or ends.
 
-        Traps that can be answered at once (spawn, join of a finished task,
-        current_task...) are answered inside this loop without a trip through
-        the run queue; a handler answers ``_SUSPEND`` once the task is parked,
-        after which this thread must not touch the task: a waker on another
-        thread may already be stepping it. A checkpoint returns True and the
-        driver puts the task back on its own queue: the driver knows which
-        thread it is on, so that push needs no thread check and no lock.
+        Returns True if it asks to be re-queued, else the trap it parked on
+        (None: it ended); drivers test ``is True``. Traps that can be answered
+        at once (spawn, current_task...) are answered inside this loop without
+        a trip through the run queue; a handler answers ``_SUSPEND`` once the
+        task is parked, after which this thread must not touch the task: a
+        waker on another thread may already be stepping it. A checkpoint
+        returns True and the driver puts the task back on its own queue: the
+        driver knows which thread it is on, so that push needs no thread check
+        and no lock. With instruments, ``self.step`` is ``_observed_step``,
+        which wraps this one: the plain step reads no instrument.
         """
         value = task._value
         task._value = None
@@ -257,11 +262,6 @@ class Kernel:
                 exc = self._take_cancel(task) or exc
         task.state = RUNNING
         task.steps += 1
-        instruments = self.instruments
-        if instruments:
-            self.tls.task = task     # the waker that task_woken reports
-            for ins in instruments:
-                ins.before_step(task)
         coro, context, send = task.coro, task.context, task._send
         try:
             while True:
@@ -275,8 +275,6 @@ class Kernel:
                         exc = self._take_cancel(task)
                         if exc is not None:
                             continue
-                    if instruments:
-                        self._after_step(task, None)
                     return True
                 try:
                     handler = self._handlers[trap[0]]
@@ -290,26 +288,28 @@ class Kernel:
                     exc = e
                     continue
                 if value is _SUSPEND:
-                    break
+                    return trap
         except StopIteration as e:
-            trap = None
             self._finish(task, e.value, None)
         except (KeyboardInterrupt, SystemExit) as e:
-            trap = None
             self._finish(task, None, e)
             if e is not thrown:       # raised here, not handed on by a join:
                 raise                 # Ctrl-C and exit() stop the kernel, not just this task
         except BaseException as e:  # noqa: BLE001 - the task's own exception, kept
-            trap = None
             self._finish(task, None, e)
-        if instruments:
-            self._after_step(task, trap)
-        return False
+        return None
 
-    def _after_step(self, task, trap):
+    def _observed_step(self, task):
+        """``step``, with the instruments told before and after (bound as ``self.step`` when there are any)."""
+        instruments = self.instruments
+        self.tls.task = task     # the waker that task_woken reports
+        for ins in instruments:
+            ins.before_step(task)
+        stopped = Kernel.step(self, task)
         self.tls.task = None
-        for ins in self.instruments:
-            ins.after_step(task, trap)
+        for ins in instruments:
+            ins.after_step(task, None if stopped is True else stopped)
+        return stopped
 
     def interrupt(self, exc):
         """A ``KeyboardInterrupt``/``SystemExit`` raised off Main: make ``run`` stop with it."""

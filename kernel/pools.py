@@ -255,7 +255,7 @@ class ThreadPool:
                     break
                 home = task._pool
                 try:
-                    again = step(task)
+                    again = step(task) is True
                 except (KeyboardInterrupt, SystemExit) as e:
                     kernel.interrupt(e)      # Main stops run(); this worker goes on
                     again = False

@@ -112,7 +112,7 @@ def loop(kernel, finished=None):
     while True:
         for _ in range(len(queue)):
             task = popleft()
-            if step(task):                # a checkpoint: back to the end of the queue
+            if step(task) is True:                # a checkpoint: back to the end of the queue
                 if task._pool is pool:
                     task.state = READY
                     append(task)

@@ -417,7 +417,7 @@ class Stepper:
         if worker != "Main":
             thread.name = f"genloop-{worker}"
         try:
-            if kernel.step(task):       # a checkpoint
+            if kernel.step(task) is True:       # a checkpoint
                 home.push(task)
         finally:
             thread.name = own_name
