@@ -132,6 +132,7 @@ class Kernel:
         self.shutting_down = False
         self.interrupted = None             # a KeyboardInterrupt/SystemExit from a worker, for run()
         self.stopping = False               # the root has ended, or interrupted is set: Main stops
+        self.turn_time = self.clock.now()   # the clock as Main's current turn began (its drivers set it)
         self.monitor = None                 # the live console, when run() started one
         self._arm_sleep, self._abort_sleep = self._arm_sleep, self._abort_sleep
         self._arm_io, self._abort_io = self.poller.arm, self.poller.abort
@@ -357,7 +358,9 @@ class Kernel:
                 raise Cancelled()
             task.state = WAITING
             task.trap = trap
-            task.since = self.clock.now()    # the monitor's "waiting for how long"
+            # The monitor's "waiting since": on Main the start of this turn
+            # (one clock read per turn, not per park), elsewhere the clock.
+            task.since = self.turn_time if lock is None else self.clock.now()
             task._abort = abort
             try:
                 got = arm(task)
@@ -498,7 +501,7 @@ class Kernel:
         return self.park(task, trap, self._arm_sleep, self._abort_sleep)
 
     def _arm_sleep(self, task):
-        deadline = task.since + task.trap[1]
+        deadline = self.clock.now() + task.trap[1]    # from now, not from the turn's start
         if task._pool is self.main_pool:       # on Main: the timers are ours
             task._waiting = self.timers.add(deadline, task)
         else:
@@ -585,6 +588,7 @@ class Kernel:
             child = self.new_task(_call, (fn, args), dispatcher, _name_of(fn), task)
         timer = None
         expired = False
+        started = 0.0
 
         def on_timeout(_task=None):
             nonlocal expired
@@ -604,7 +608,7 @@ class Kernel:
             if task._cancel_pending:      # the caller was cancelled: that wins
                 exc = self._take_cancel(task) or exc
             elif expired and isinstance(exc, Cancelled):
-                exc = Timeout(_timeout_message(_name_of(fn), seconds, self.clock.now() - task.since))
+                exc = Timeout(_timeout_message(_name_of(fn), seconds, self.clock.now() - started))
             if exc is not None:
                 raise exc
             return done.result
@@ -616,9 +620,10 @@ class Kernel:
                 task.wake_exc(e)
 
         def arm(me):
-            nonlocal timer
+            nonlocal timer, started
             if seconds is not None:
-                timer = self.add_timer(self.clock.now() + seconds, on_timeout)
+                started = self.clock.now()
+                timer = self.add_timer(started + seconds, on_timeout)
             return PARKED if self.watch(child, waker) else outcome(child)
 
         def abort(me):

@@ -105,11 +105,13 @@ def loop(kernel, finished=None):
     popleft, append = queue.popleft, queue.append
     step = kernel.step
     clock = kernel.clock
+    now = clock.now
     poller = kernel.poller
     tick = kernel.tick
     timers = kernel.timers
     after_turn = pool.after_turn
     while True:
+        kernel.turn_time = now()      # "waiting since" for the tasks this turn parks
         for _ in range(len(queue)):
             task = popleft()
             if step(task) is True:                # a checkpoint: back to the end of the queue

@@ -416,6 +416,7 @@ class Stepper:
         own_name = thread.name
         if worker != "Main":
             thread.name = f"genloop-{worker}"
+        kernel.turn_time = kernel.clock.now()    # a step is a turn here
         try:
             if kernel.step(task) is True:       # a checkpoint
                 home.push(task)

@@ -87,7 +87,7 @@ class Task(Generic[T]):
         self.parent = parent
         self.steps = 0
         self._waiting = None  # per-wait data of the current park's arm and abort (a timer entry, an rpc msgid)
-        self.since = 0.0      # clock time of the latest park (monitor: "waiting for how long")
+        self.since = 0.0      # when the latest park began (on Main: its turn's start); monitor, idle sweeps
 
     @property
     def name(self) -> str:
