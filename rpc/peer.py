@@ -8,6 +8,7 @@ so the calls made by every coroutine of the turn go in one system call and
 no task is woken to send them; a writer task sends only what a full socket
 did not take (and everything queued from a thread that runs no turns).
 """
+import itertools
 import logging
 import socket
 import threading
@@ -149,7 +150,7 @@ class Peer:
         # Who owns what. The reader task alone (one step at a time, on
         # whichever thread: the run queue hands it over) owns _proto's
         # unpacker, _replies and _unknown: no lock. The rest is shared:
-        # _proto's packer, _packer, _msgid, _request, _pending (msgid ->
+        # _proto's packer, _packer, _next_msgid, _pending (msgid ->
         # waiter), _out, _sending, _lost. Who may touch it depends on where
         # the reader runs (``start`` decides, once):
         # - On Main (the common case: a client or server started from Main),
@@ -174,8 +175,7 @@ class Peer:
         self._packer = new_packer()       # requests and the answers of handler tasks
         self._lock = threading.Lock()
         self._home = None
-        self._msgid = 0
-        self._request = [REQUEST, None, None, None]   # every request packed from this one array
+        self._next_msgid = itertools.count().__next__     # masked to 32 bits: 2**32 - 1, then 0 again
         self._pending = {}
         self._out = bytearray()
         # True while someone owns the sending: a flush is due at a turn's end,
@@ -252,7 +252,13 @@ class Peer:
         trap = waiter.trap
         if self._lost is not None:
             raise ConnectionLost(f"{trap[METHOD]}: {self._lost}")
-        self._send_request(waiter, trap)
+        method = trap[METHOD]       # _send_request inlined: the hot path
+        if method.__class__ is not str:
+            method = _check_method(method)
+        msgid = self._next_msgid() & MAX_MSGID
+        self._out += self._packer.pack((REQUEST, msgid, method, trap[ARGS]))
+        self._pending[msgid] = waiter
+        waiter._waiting = msgid       # for _abort_answer
         if not self._sending:
             self._start_sending()
         return PARKED
@@ -277,22 +283,14 @@ class Peer:
     def _send_request(self, waiter, trap):
         """Queue the request of ``trap`` with the next msgid and record ``waiter`` for its answer.
 
-        By the owner of the shared state (see __init__). The msgid is used
-        up only once the request is encoded (a TypeError leaves no trace).
+        By the owner of the shared state (see __init__). ``trap[ARGS]`` is a
+        tuple (call's ``*args``) or a list (``call_cb`` made it one).
         """
         method = trap[METHOD]
         if method.__class__ is not str:
             method = _check_method(method)
-        msgid = self._msgid
-        request = self._request
-        request[1] = msgid
-        request[2] = method
-        request[3] = trap[ARGS]       # a tuple (call's *args) or a list (call_cb made it one)
-        try:
-            self._out += self._packer.pack(request)
-        finally:
-            request[3] = None         # keeps no argument alive
-        self._msgid = (msgid + 1) & MAX_MSGID
+        msgid = self._next_msgid() & MAX_MSGID
+        self._out += self._packer.pack((REQUEST, msgid, method, trap[ARGS]))
         self._pending[msgid] = waiter
         waiter._waiting = msgid       # for _abort_answer
 
@@ -417,7 +415,7 @@ class Peer:
     # -- receiving -----------------------------------------------------------
     def _read_loop(self):
         recv = self.sock.recv
-        receive = self._proto.receive_frames
+        receive = self._proto.receive_split
         # A short read leaves a stream socket drained (epoll(7)): then wait for
         # its next edge rather than try a recv bound to fail (an exception
         # per read). A plain socket is read directly, its waits being ours;
@@ -436,13 +434,15 @@ class Peer:
                 if not data:
                     self._lose(ConnectionLost("the peer closed the connection"))
                     return
-                frames = receive(data)
-                if self._answer(frames) != len(frames):     # not answers only (a client's every read)
-                    yield from self._run_requests(frames)
+                responses, requests = receive(data)
+                if responses:
+                    self._answer(responses)
+                if requests:
+                    yield from self._run_requests(requests)
                 if plain and len(data) < READ_SIZE:
                     yield drained
         except ProtocolError as e:
-            self._answer(e.messages)    # answers that arrived intact before the bad bytes
+            self._answer([f for f in e.messages if f[0] == RESPONSE])   # answers that arrived intact before the bad bytes
             log.warning("%r: dropping the connection: %s", self, e)
             self._lose(ConnectionLost(f"protocol error: {e}"))
         except OSError as e:
@@ -452,7 +452,7 @@ class Peer:
             raise
 
     def _run_requests(self, frames):
-        """Run the requests and notifications among ``frames``, pausing under back-pressure.
+        """Run the requests and notifications ``frames``, pausing under back-pressure.
 
         A plain method runs right here, its answer packed by the reader's
         own packer into ``answers``, which are queued under one lock, before
@@ -464,10 +464,7 @@ class Peer:
         answers = bytearray()
         answer = [RESPONSE, None, None, None]   # every inline success packed from this one array: no allocation each
         for frame in frames:
-            kind = frame[0]
-            if kind == RESPONSE:
-                continue
-            if kind == REQUEST:
+            if frame[0] == REQUEST:
                 _, msgid, name, params = frame
             else:
                 _, name, params = frame
@@ -528,8 +525,8 @@ class Peer:
             self._drained.clear()
             return True
 
-    def _answer(self, frames) -> int:
-        """Hand the responses among ``frames`` to their callers; return how many there were.
+    def _answer(self, responses) -> None:
+        """Hand ``responses`` to their callers.
 
         A response nobody waits for (timed out, cancelled, never ours) is
         dropped. Confined, the reader is on home and wakes each caller as
@@ -537,38 +534,31 @@ class Peer:
         outside it.
         """
         if self._home is not None:
-            count = 0
             pop = self._pending.pop       # a callback's close() empties this very table (_lose)
-            for frame in frames:
-                if frame[0] == RESPONSE:
-                    count += 1
-                    waiter = pop(frame[1], None)
-                    if waiter is not None:
-                        if frame[2] is None:
-                            waiter.wake(frame[3])
-                        else:
-                            waiter.wake_exc(RemoteError(frame[2], waiter.trap[METHOD]))
-            return count
+            for _, msgid, error, result in responses:
+                waiter = pop(msgid, None)
+                if waiter is not None:
+                    if error is None:
+                        waiter.wake(result)
+                    else:
+                        waiter.wake_exc(RemoteError(error, waiter.trap[METHOD]))
+            return
         answered = []
-        count = 0
         lock = self._lock
         lock.acquire()      # not ``with``: see _lock
         try:
             pop = self._pending.pop
-            for frame in frames:
-                if frame[0] == RESPONSE:
-                    count += 1
-                    waiter = pop(frame[1], None)
-                    if waiter is not None:
-                        answered.append((waiter, frame))
+            for frame in responses:
+                waiter = pop(frame[1], None)
+                if waiter is not None:
+                    answered.append((waiter, frame))
         finally:
             lock.release()
-        for waiter, frame in answered:
-            if frame[2] is None:
-                waiter.wake(frame[3])
+        for waiter, (_, _, error, result) in answered:
+            if error is None:
+                waiter.wake(result)
             else:
-                waiter.wake_exc(RemoteError(frame[2], waiter.trap[METHOD]))
-        return count
+                waiter.wake_exc(RemoteError(error, waiter.trap[METHOD]))
 
     def _dispatch(self, msgid, name, params, method, answers: bytearray):
         """A request or notification (msgid None) whose method is unknown or runs in a task.

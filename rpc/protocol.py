@@ -318,26 +318,47 @@ class Connection:
         ``messages`` are frames too. For a transport that dispatches on the
         type code itself: no object per message.
         """
+        frames = []
+        self._receive(data, frames, frames)
+        return frames
+
+    def receive_split(self, data) -> tuple[list[list], list[list]]:
+        """``receive_frames`` with the responses apart: ``(responses, requests and notifications)``.
+
+        Each list keeps the order the frames came in. For a transport that
+        hands answers to their callers and runs requests in two passes: no
+        pass looks at a frame of the other kind. A ``ProtocolError``'s
+        ``messages`` are the responses, then the rest.
+        """
+        responses, others = [], []
+        try:
+            self._receive(data, responses, others)
+        except ProtocolError as exc:
+            exc.messages = responses + others
+            raise
+        return responses, others
+
+    def _receive(self, data, responses, others) -> None:
         if self._error is not None:
             raise ProtocolError(f"connection already failed: {self._error}")
-        frames = []
         try:
-            self._decode(data, frames)
+            self._decode(data, responses, others)
         except ProtocolError as exc:
-            exc.messages = frames
+            exc.messages = others
             self._error = exc
             raise
         except (ValueError, TypeError, UnpackException) as exc:
             # FormatError, StackError, invalid UTF-8, a length over the limits,
             # an unhashable map key (e.g. an array), BufferFull.
-            err = ProtocolError(f"undecodable msgpack data: {str(exc) or type(exc).__name__}", frames)
+            err = ProtocolError(f"undecodable msgpack data: {str(exc) or type(exc).__name__}", others)
             self._error = err
             raise err from exc
-        return frames
 
-    def _decode(self, data, frames) -> None:
+    def _decode(self, data, responses, others) -> None:
+        """Decode ``data`` into frames: responses appended to ``responses``, the rest to ``others`` (maybe one list)."""
         unpacker = self._unpacker
-        append = frames.append
+        respond = responses.append
+        append = others.append
         tell = unpacker.tell
         limit = self._max_frame
         pos, end = 0, len(data)
@@ -363,12 +384,14 @@ class Connection:
                 # ``__class__ is``: an exact type, as type() but cheaper.
                 if frame.__class__ is list and len(frame) == 4:
                     kind, msgid, third, params = frame
-                    if (msgid.__class__ is int and 0 <= msgid <= MAX_MSGID and kind.__class__ is int
-                            and (kind == RESPONSE or kind == REQUEST and third.__class__ is str
-                                 and params.__class__ is list)):
-                        append(frame)
-                        continue
-                append(_checked(frame))
+                    if msgid.__class__ is int and 0 <= msgid <= MAX_MSGID and kind.__class__ is int:
+                        if kind == RESPONSE:
+                            respond(frame)
+                            continue
+                        if kind == REQUEST and third.__class__ is str and params.__class__ is list:
+                            append(frame)
+                            continue
+                append(_checked(frame))     # never a response: one that fails inline is off-spec
             if self._frame_start < self._fed:
                 self._check_lengths(chunk)
             if self._fed - self._frame_start >= limit:
