@@ -14,7 +14,6 @@ import socket
 import threading
 
 from genloop.kernel import Cancelled, Dispatchers, Event, Semaphore, TaskGroup, coroutine, spawn, timeout_after, with_context
-from genloop.kernel.current import current_kernel
 from genloop.kernel.traps import IO, PARK, PARKED, READ
 from genloop.net import Stream
 from genloop.net.stream import READ_SIZE
@@ -182,6 +181,8 @@ class Peer:
         # or the writer task sends; who sets it sends everything queued meanwhile.
         self._sending = False
         self._flush_bound = self._flush
+        self._flush_lock = self._lock     # None once confined: the flush runs on home (see __init__)
+        self._at_turn_end = None          # the home kernel's Kernel.at_turn_end, once started
         # The answer wait's park protocol, bound once: per call, only the trap tuple is new.
         self._arm_answer, self._abort_answer = self._arm_answer, self._abort_answer
         self._wakeup = Event()        # the writer task's: the socket was full, or no turn end flushes
@@ -203,11 +204,13 @@ class Peer:
     def start(self):
         """Start the reader and writer tasks (a trap)."""
         self._reader = yield from spawn(self._read_loop, name=f"{self.name}-reader")
-        main = self._reader.kernel.main_pool
-        if self._reader._pool is main and self.dispatcher in (None, Dispatchers.Main):
+        kernel = self._reader.kernel
+        if self._reader._pool is kernel.main_pool and self.dispatcher in (None, Dispatchers.Main):
             # Confined (see __init__): the writer lands where the reader does,
             # and the handler tasks run on self.dispatcher, else the reader's.
-            self._home = main
+            self._home = kernel.main_pool
+            self._flush_lock = None
+        self._at_turn_end = kernel.at_turn_end
         self._writer = yield from spawn(self._write_loop, name=f"{self.name}-writer")
         return self
 
@@ -246,8 +249,7 @@ class Peer:
         lock (see __init__); a caller elsewhere gets ``_Elsewhere`` and hops
         home; without a home, the lock.
         """
-        home = self._home
-        if waiter._pool is not home or home is None:
+        if waiter._pool is not self._home:      # a task's pool is never None: no home, no match
             return self._arm_locked(waiter)
         trap = waiter.trap
         if self._lost is not None:
@@ -323,7 +325,10 @@ class Peer:
 
     def _call_cb_home(self, waiter):
         try:
-            self._arm_answer(waiter)
+            if self._home is None:
+                self._arm_locked(waiter)
+            else:
+                self._arm_answer(waiter)
         except ConnectionLost as e:
             waiter.callback(None, e)
 
@@ -356,8 +361,8 @@ class Peer:
     def _start_sending(self):
         """Own the sending (under the lock): flush at this thread's turn end, else wake the writer task."""
         self._sending = True
-        kernel = current_kernel()
-        if kernel is None or not kernel.at_turn_end(self._flush_bound):
+        at_turn_end = self._at_turn_end      # False on a thread of no kernel or of another one
+        if at_turn_end is None or not at_turn_end(self._flush_bound):
             self._wakeup.set()
 
     def _flush(self):
@@ -368,7 +373,7 @@ class Peer:
         lock serves the whole flush.
         """
         failed = None
-        lock = self._lock if self._home is None else None     # confined: on home, no lock (see __init__)
+        lock = self._flush_lock
         if lock is not None:
             lock.acquire()      # not ``with``: see _lock
         try:

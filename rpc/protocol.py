@@ -318,8 +318,15 @@ class Connection:
         ``messages`` are frames too. For a transport that dispatches on the
         type code itself: no object per message.
         """
+        if self._error is not None:
+            raise ProtocolError(f"connection already failed: {self._error}")
         frames = []
-        self._receive(data, frames, frames)
+        try:
+            self._decode(data, frames, frames)
+        except ProtocolError as exc:
+            raise self._failed(exc, frames)
+        except (ValueError, TypeError, UnpackException) as exc:
+            raise self._failed(exc, frames) from exc
         return frames
 
     def receive_split(self, data) -> tuple[list[list], list[list]]:
@@ -330,29 +337,30 @@ class Connection:
         pass looks at a frame of the other kind. A ``ProtocolError``'s
         ``messages`` are the responses, then the rest.
         """
-        responses, others = [], []
-        try:
-            self._receive(data, responses, others)
-        except ProtocolError as exc:
-            exc.messages = responses + others
-            raise
-        return responses, others
-
-    def _receive(self, data, responses, others) -> None:
         if self._error is not None:
             raise ProtocolError(f"connection already failed: {self._error}")
+        responses, others = [], []
         try:
             self._decode(data, responses, others)
         except ProtocolError as exc:
-            exc.messages = others
-            self._error = exc
-            raise
+            raise self._failed(exc, responses + others)
         except (ValueError, TypeError, UnpackException) as exc:
-            # FormatError, StackError, invalid UTF-8, a length over the limits,
-            # an unhashable map key (e.g. an array), BufferFull.
-            err = ProtocolError(f"undecodable msgpack data: {str(exc) or type(exc).__name__}", others)
-            self._error = err
-            raise err from exc
+            raise self._failed(exc, responses + others) from exc
+        return responses, others
+
+    def _failed(self, exc, frames) -> ProtocolError:
+        """The connection is out of sync for good: the ``ProtocolError`` to raise now and on every later read.
+
+        ``exc`` is a ProtocolError, or what msgpack raised: FormatError,
+        StackError, invalid UTF-8, a length over the limits, an unhashable
+        map key (e.g. an array), BufferFull. ``frames`` decoded intact
+        before it go along as ``messages``.
+        """
+        if not isinstance(exc, ProtocolError):
+            exc = ProtocolError(f"undecodable msgpack data: {str(exc) or type(exc).__name__}")
+        exc.messages = frames
+        self._error = exc
+        return exc
 
     def _decode(self, data, responses, others) -> None:
         """Decode ``data`` into frames: responses appended to ``responses``, the rest to ``others`` (maybe one list)."""
@@ -361,24 +369,23 @@ class Connection:
         append = others.append
         tell = unpacker.tell
         limit = self._max_frame
+        fed, start = self._fed, self._frame_start       # kept in locals, stored once per chunk
         pos, end = 0, len(data)
-        view = None
         while True:
             # Feed at most what keeps the current frame within the limit, so a
             # big read of many small frames never trips the unpacker's
             # BufferFull, while one oversized frame is caught exactly.
-            room = limit - (self._fed - self._frame_start)
+            room = limit - (fed - start)
             if pos == 0 and end <= room:
                 chunk = data
             else:
-                if view is None:
-                    view = memoryview(data)
-                chunk = view[pos : pos + room]
+                chunk = memoryview(data)[pos : pos + room]
             unpacker.feed(chunk)
             pos += len(chunk)
-            self._fed += len(chunk)
+            fed += len(chunk)
+            self._fed = fed
             for frame in unpacker:
-                self._frame_start = tell()     # here, not after the loop: a frame cut short moves tell() on
+                start = tell()     # here, not after the loop: a frame cut short moves tell() on
                 # The hot shapes checked inline (a request with a str name, a
                 # response), everything else by _checked: no call per message.
                 # ``__class__ is``: an exact type, as type() but cheaper.
@@ -392,9 +399,10 @@ class Connection:
                             append(frame)
                             continue
                 append(_checked(frame))     # never a response: one that fails inline is off-spec
-            if self._frame_start < self._fed:
+            self._frame_start = start
+            if start < fed:
                 self._check_lengths(chunk)
-            if self._fed - self._frame_start >= limit:
+            if fed - start >= limit:
                 raise ProtocolError(f"message larger than the {limit}-byte limit")
             if pos >= end:
                 return
