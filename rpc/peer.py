@@ -8,18 +8,18 @@ so the calls made by every coroutine of the turn go in one system call and
 no task is woken to send them; a writer task sends only what a full socket
 did not take (and everything queued from a thread that runs no turns).
 """
+import itertools
 import logging
 import socket
 import threading
 
 from genloop.kernel import Cancelled, Dispatchers, Event, Semaphore, TaskGroup, coroutine, spawn, timeout_after, with_context
-from genloop.kernel.current import current_kernel
 from genloop.kernel.traps import IO, PARK, PARKED, READ
 from genloop.net import Stream
 from genloop.net.stream import READ_SIZE
 
 from .errors import ConnectionLost, RemoteError
-from .protocol import REQUEST, RESPONSE, Connection, ProtocolError, new_packer
+from .protocol import MAX_MSGID, REQUEST, RESPONSE, Connection, ProtocolError, _as_array, new_packer
 
 log = logging.getLogger("genloop.rpc")
 
@@ -82,11 +82,12 @@ class _Callback:
     ``wake_exc``: here they run the callback, in the reader.
     """
 
-    __slots__ = ("trap", "_waiting", "callback")
+    __slots__ = ("trap", "_waiting", "_pool", "callback")
 
-    def __init__(self, method, args, callback):
+    def __init__(self, method, args, callback, pool):
         self.trap = (None, None, None, None, method, args)
         self._waiting = None
+        self._pool = pool         # as a task's: the home pool when made on its thread (see Peer._home)
         self.callback = callback
 
     def wake(self, result):
@@ -114,6 +115,17 @@ def _encode(pack, msgid, error, result) -> bytes:
 WAITS = "waits for an rpc answer"
 
 
+class _Elsewhere(Exception):
+    """Raised by the arm of a call made off the thread that owns a confined peer: the call hops there."""
+
+
+def _check_method(method) -> str:
+    """``method`` if it is a str (off the hot path: a subclass), else the TypeError of a bad name."""
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a str, got {type(method).__name__}")
+    return method
+
+
 class Peer:
     """A msgpack-rpc endpoint over a ``Stream``; start it with ``start()``.
 
@@ -136,22 +148,41 @@ class Peer:
         self.name = name
         # Who owns what. The reader task alone (one step at a time, on
         # whichever thread: the run queue hands it over) owns _proto's
-        # unpacker, _replies and _unknown: no lock. Callers, handler tasks,
-        # cancellers and turn-end flushes come from any thread (Main, workers,
-        # plain threads), so the rest is shared, under _lock: _proto's packer
-        # and msgid counter, _packer, _pending (msgid -> waiter), _out,
-        # _sending, _lost. The hot paths take it as lock.acquire() and
-        # try/finally release(): half the instructions of ``with`` on CPython 3.11.
+        # unpacker, _replies and _unknown: no lock. The rest is shared:
+        # _proto's packer, _packer, _next_msgid, _pending (msgid ->
+        # waiter), _out, _sending, _lost. Who may touch it depends on where
+        # the reader runs (``start`` decides, once):
+        # - On Main (the common case: a client or server started from Main),
+        #   the peer is *confined*: ``_home`` is Main's pool and every access
+        #   happens on Main's thread, so the hot paths (a call's arm, the
+        #   answers of a read, the turn-end flush) take no lock. It holds
+        #   because the callers that touch the state run there: the reader,
+        #   the writer and the handler tasks (on the reader's dispatcher), a
+        #   caller on Main (its park's arm runs on its own thread) and its
+        #   cancel (the kernel hands a cancel of a Main task to Main). The
+        #   others hand over to Main: a call from a task elsewhere hops there
+        #   (``with_context``), and ``call_cb``, ``notify`` and ``close`` from
+        #   another thread go through ``call_soon``. The cold paths still take
+        #   the lock (uncontended, on one thread), so they are written once.
+        # - Elsewhere (a reader on Default or IO), ``_home`` is None and
+        #   callers, handler tasks, cancellers and turn-end flushes come from
+        #   any thread: everything shared is under _lock. The hot paths take
+        #   it as lock.acquire() and try/finally release(): half the
+        #   instructions of ``with`` on CPython 3.11.
         self._proto = Connection()
         self._replies = new_packer()      # the reader's: its inline answers need no lock to encode
-        self._packer = new_packer()       # the answers of handler tasks
+        self._packer = new_packer()       # requests and the answers of handler tasks
         self._lock = threading.Lock()
+        self._home = None
+        self._next_msgid = itertools.count().__next__     # masked to 32 bits: 2**32 - 1, then 0 again
         self._pending = {}
         self._out = bytearray()
         # True while someone owns the sending: a flush is due at a turn's end,
         # or the writer task sends; who sets it sends everything queued meanwhile.
         self._sending = False
         self._flush_bound = self._flush
+        self._flush_lock = self._lock     # None once confined: the flush runs on home (see __init__)
+        self._at_turn_end = None          # the home kernel's Kernel.at_turn_end, once started
         # The answer wait's park protocol, bound once: per call, only the trap tuple is new.
         self._arm_answer, self._abort_answer = self._arm_answer, self._abort_answer
         self._wakeup = Event()        # the writer task's: the socket was full, or no turn end flushes
@@ -173,6 +204,13 @@ class Peer:
     def start(self):
         """Start the reader and writer tasks (a trap)."""
         self._reader = yield from spawn(self._read_loop, name=f"{self.name}-reader")
+        kernel = self._reader.kernel
+        if self._reader._pool is kernel.main_pool and self.dispatcher in (None, Dispatchers.Main):
+            # Confined (see __init__): the writer lands where the reader does,
+            # and the handler tasks run on self.dispatcher, else the reader's.
+            self._home = kernel.main_pool
+            self._flush_lock = None
+        self._at_turn_end = kernel.at_turn_end
         self._writer = yield from spawn(self._write_loop, name=f"{self.name}-writer")
         return self
 
@@ -187,35 +225,76 @@ class Peer:
         """
         if timeout is not None:
             return (yield from timeout_after(timeout, self._wait, method, args))
-        return (yield (PARK, self._arm_answer, self._abort_answer, WAITS, method, args))   # _wait inlined: the hot path
+        try:        # _wait inlined: the hot path (a try costs nothing until it catches)
+            return (yield (PARK, self._arm_answer, self._abort_answer, WAITS, method, args))
+        except _Elsewhere:
+            pass        # not in the handler: a failure of the hop would chain this exception
+        return (yield from with_context(Dispatchers.Main, self._wait, method, args))
 
     @coroutine
     def _wait(self, method, args):
-        """Send the call and wait for its answer (a generator, for ``timeout_after``)."""
-        return (yield (PARK, self._arm_answer, self._abort_answer, WAITS, method, args))
+        """Send the call and wait for its answer (a generator, for ``timeout_after`` and the hop to Main)."""
+        try:
+            return (yield (PARK, self._arm_answer, self._abort_answer, WAITS, method, args))
+        except _Elsewhere:
+            pass
+        return (yield from with_context(Dispatchers.Main, self._wait, method, args))
 
     def _arm_answer(self, waiter):
-        """Send the call in ``waiter.trap`` and record ``waiter`` for its answer, under one lock.
+        """Send the call in ``waiter.trap`` and record ``waiter`` for its answer.
 
         The park's ``arm`` (the kernel holds the task's wait state): no
         answer can come before the caller is parked. ``ConnectionLost`` is
-        raised in the caller.
+        raised in the caller. A caller on the confined peer's home takes no
+        lock (see __init__); a caller elsewhere gets ``_Elsewhere`` and hops
+        home; without a home, the lock.
         """
+        if waiter._pool is not self._home:      # a task's pool is never None: no home, no match
+            return self._arm_locked(waiter)
+        trap = waiter.trap
+        if self._lost is not None:
+            raise ConnectionLost(f"{trap[METHOD]}: {self._lost}")
+        method = trap[METHOD]       # _send_request inlined: the hot path
+        if method.__class__ is not str:
+            method = _check_method(method)
+        msgid = self._next_msgid() & MAX_MSGID
+        self._out += self._packer.pack((REQUEST, msgid, method, trap[ARGS]))
+        self._pending[msgid] = waiter
+        waiter._waiting = msgid       # for _abort_answer
+        if not self._sending:
+            self._start_sending()
+        return PARKED
+
+    def _arm_locked(self, waiter):
+        """``_arm_answer`` for a peer without a home: under the lock, from any thread."""
+        if self._home is not None:
+            raise _Elsewhere()
         trap = waiter.trap
         lock = self._lock
         lock.acquire()      # not ``with``: see _lock
         try:
             if self._lost is not None:
                 raise ConnectionLost(f"{trap[METHOD]}: {self._lost}")
-            msgid, data = self._proto.send_request(trap[METHOD], trap[ARGS])
-            self._pending[msgid] = waiter
-            waiter._waiting = msgid       # for _abort_answer
-            self._out += data             # _queue_locked inlined: the hot path
+            self._send_request(waiter, trap)
             if not self._sending:
                 self._start_sending()
         finally:
             lock.release()
         return PARKED
+
+    def _send_request(self, waiter, trap):
+        """Queue the request of ``trap`` with the next msgid and record ``waiter`` for its answer.
+
+        By the owner of the shared state (see __init__). ``trap[ARGS]`` is a
+        tuple (call's ``*args``) or a list (``call_cb`` made it one).
+        """
+        method = trap[METHOD]
+        if method.__class__ is not str:
+            method = _check_method(method)
+        msgid = self._next_msgid() & MAX_MSGID
+        self._out += self._packer.pack((REQUEST, msgid, method, trap[ARGS]))
+        self._pending[msgid] = waiter
+        waiter._waiting = msgid       # for _abort_answer
 
     def _abort_answer(self, task):
         """Forget the call ``task`` waits for (cancelled, timed out): a late answer is dropped."""
@@ -232,18 +311,46 @@ class Peer:
         ``error`` is None on success, else the ``RemoteError`` or
         ``ConnectionLost``. A plain function: no ``yield from``.
         """
-        waiter = _Callback(method, args, callback)
+        if method.__class__ is not str:
+            method = _check_method(method)
+        if type(args) is not tuple:
+            args = _as_array(args)
+        home = self._home
+        if home is not None and not home.on_own_thread():
+            new_packer().pack(args)         # a TypeError here, in the caller, as on home
+            waiter = _Callback(method, args, callback, home)
+            home.call_soon(lambda: self._call_cb_home(waiter))
+            return
+        self._call_cb_home(_Callback(method, args, callback, home))
+
+    def _call_cb_home(self, waiter):
         try:
-            self._arm_answer(waiter)
+            if self._home is None:
+                self._arm_locked(waiter)
+            else:
+                self._arm_answer(waiter)
         except ConnectionLost as e:
-            callback(None, e)
+            waiter.callback(None, e)
 
     def notify(self, method: str, *args) -> None:
         """Send a notification (no answer comes back)."""
+        home = self._home
+        if home is not None and not home.on_own_thread():
+            if self._lost is not None:
+                raise ConnectionLost(f"{method}: {self._lost}")
+            data = Connection().send_notification(method, args)     # encoded here: a TypeError is the caller's
+            home.call_soon(lambda: self._queue_home(data))
+            return
         with self._lock:
             if self._lost is not None:
                 raise ConnectionLost(f"{method}: {self._lost}")
             self._queue_locked(self._proto.send_notification(method, args))
+
+    def _queue_home(self, data):
+        """Queue bytes a thread handed to the confined peer's home (dropped if the connection is gone)."""
+        with self._lock:
+            if self._lost is None:
+                self._queue_locked(data)
 
     # -- sending -------------------------------------------------------------
     def _queue_locked(self, data):
@@ -254,8 +361,8 @@ class Peer:
     def _start_sending(self):
         """Own the sending (under the lock): flush at this thread's turn end, else wake the writer task."""
         self._sending = True
-        kernel = current_kernel()
-        if kernel is None or not kernel.at_turn_end(self._flush_bound):
+        at_turn_end = self._at_turn_end      # False on a thread of no kernel or of another one
+        if at_turn_end is None or not at_turn_end(self._flush_bound):
             self._wakeup.set()
 
     def _flush(self):
@@ -266,8 +373,9 @@ class Peer:
         lock serves the whole flush.
         """
         failed = None
-        lock = self._lock
-        lock.acquire()      # not ``with``: see _lock
+        lock = self._flush_lock
+        if lock is not None:
+            lock.acquire()      # not ``with``: see _lock
         try:
             data = self._out
             sent = self.sock.sock.send(data) if data else 0
@@ -283,7 +391,8 @@ class Peer:
         except OSError as e:
             failed = e
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
         if failed is not None:
             self._lose(failed)
         else:
@@ -311,7 +420,7 @@ class Peer:
     # -- receiving -----------------------------------------------------------
     def _read_loop(self):
         recv = self.sock.recv
-        receive = self._proto.receive_frames
+        receive = self._proto.receive_split
         # A short read leaves a stream socket drained (epoll(7)): then wait for
         # its next edge rather than try a recv bound to fail (an exception
         # per read). A plain socket is read directly, its waits being ours;
@@ -330,13 +439,15 @@ class Peer:
                 if not data:
                     self._lose(ConnectionLost("the peer closed the connection"))
                     return
-                frames = receive(data)
-                if self._answer(frames) != len(frames):     # not answers only (a client's every read)
-                    yield from self._run_requests(frames)
+                responses, requests = receive(data)
+                if responses:
+                    self._answer(responses)
+                if requests:
+                    yield from self._run_requests(requests)
                 if plain and len(data) < READ_SIZE:
                     yield drained
         except ProtocolError as e:
-            self._answer(e.messages)    # answers that arrived intact before the bad bytes
+            self._answer([f for f in e.messages if f[0] == RESPONSE])   # answers that arrived intact before the bad bytes
             log.warning("%r: dropping the connection: %s", self, e)
             self._lose(ConnectionLost(f"protocol error: {e}"))
         except OSError as e:
@@ -346,7 +457,7 @@ class Peer:
             raise
 
     def _run_requests(self, frames):
-        """Run the requests and notifications among ``frames``, pausing under back-pressure.
+        """Run the requests and notifications ``frames``, pausing under back-pressure.
 
         A plain method runs right here, its answer packed by the reader's
         own packer into ``answers``, which are queued under one lock, before
@@ -358,10 +469,7 @@ class Peer:
         answers = bytearray()
         answer = [RESPONSE, None, None, None]   # every inline success packed from this one array: no allocation each
         for frame in frames:
-            kind = frame[0]
-            if kind == RESPONSE:
-                continue
-            if kind == REQUEST:
+            if frame[0] == REQUEST:
                 _, msgid, name, params = frame
             else:
                 _, name, params = frame
@@ -393,6 +501,10 @@ class Peer:
     def _queue_answers(self, answers: bytearray) -> bytearray:
         """Queue the gathered inline answers (if the connection still stands); returns a fresh buffer."""
         if answers:
+            if self._home is not None:      # confined: the reader is on home, no lock (see __init__)
+                if self._lost is None:
+                    self._queue_locked(answers)
+                return bytearray()
             lock = self._lock
             lock.acquire()      # not ``with``: see _lock
             try:
@@ -418,32 +530,40 @@ class Peer:
             self._drained.clear()
             return True
 
-    def _answer(self, frames) -> int:
-        """Hand the responses among ``frames`` to their callers; return how many there were.
+    def _answer(self, responses) -> None:
+        """Hand ``responses`` to their callers.
 
-        One lock for the whole read, then the wake-ups outside it. A
-        response nobody waits for (timed out, cancelled, never ours) is dropped.
+        A response nobody waits for (timed out, cancelled, never ours) is
+        dropped. Confined, the reader is on home and wakes each caller as
+        it finds it; else one lock for the whole read, then the wake-ups
+        outside it.
         """
+        if self._home is not None:
+            pop = self._pending.pop       # a callback's close() empties this very table (_lose)
+            for _, msgid, error, result in responses:
+                waiter = pop(msgid, None)
+                if waiter is not None:
+                    if error is None:
+                        waiter.wake(result)
+                    else:
+                        waiter.wake_exc(RemoteError(error, waiter.trap[METHOD]))
+            return
         answered = []
-        count = 0
         lock = self._lock
         lock.acquire()      # not ``with``: see _lock
         try:
             pop = self._pending.pop
-            for frame in frames:
-                if frame[0] == RESPONSE:
-                    count += 1
-                    waiter = pop(frame[1], None)
-                    if waiter is not None:
-                        answered.append((waiter, frame))
+            for frame in responses:
+                waiter = pop(frame[1], None)
+                if waiter is not None:
+                    answered.append((waiter, frame))
         finally:
             lock.release()
-        for waiter, frame in answered:
-            if frame[2] is None:
-                waiter.wake(frame[3])
+        for waiter, (_, _, error, result) in answered:
+            if error is None:
+                waiter.wake(result)
             else:
-                waiter.wake_exc(RemoteError(frame[2], waiter.trap[METHOD]))
-        return count
+                waiter.wake_exc(RemoteError(error, waiter.trap[METHOD]))
 
     def _dispatch(self, msgid, name, params, method, answers: bytearray):
         """A request or notification (msgid None) whose method is unknown or runs in a task.
@@ -509,7 +629,9 @@ class Peer:
                 return
             lost = self._lost = exc if isinstance(exc, ConnectionLost) else ConnectionLost(str(exc))
             pending, self._pending = self._pending, {}
-        for waiter in pending.values():
+            waiters = list(pending.values())
+            pending.clear()     # a confined reader may still be popping from it (a callback closed the peer)
+        for waiter in waiters:
             waiter.wake_exc(ConnectionLost(f"{waiter.trap[METHOD]}: {lost}"))
         self._drained.set()
         self.closed.set()
@@ -521,7 +643,16 @@ class Peer:
         self.stream.close()
 
     def close(self) -> None:
-        """Close the connection; calls in flight fail with ``ConnectionLost``."""
+        """Close the connection; calls in flight fail with ``ConnectionLost``.
+
+        From a thread other than a confined peer's home, the closing is
+        handed there and happens at its next turn.
+        """
+        home = self._home
+        if home is not None and not home.on_own_thread():
+            if self._lost is None:
+                home.call_soon(self.close)
+            return
         self._lose(ConnectionLost("the connection was closed"))
 
     @coroutine

@@ -322,56 +322,87 @@ class Connection:
             raise ProtocolError(f"connection already failed: {self._error}")
         frames = []
         try:
-            self._decode(data, frames)
+            self._decode(data, frames, frames)
         except ProtocolError as exc:
-            exc.messages = frames
-            self._error = exc
-            raise
+            raise self._failed(exc, frames)
         except (ValueError, TypeError, UnpackException) as exc:
-            # FormatError, StackError, invalid UTF-8, a length over the limits,
-            # an unhashable map key (e.g. an array), BufferFull.
-            err = ProtocolError(f"undecodable msgpack data: {str(exc) or type(exc).__name__}", frames)
-            self._error = err
-            raise err from exc
+            raise self._failed(exc, frames) from exc
         return frames
 
-    def _decode(self, data, frames) -> None:
+    def receive_split(self, data) -> tuple[list[list], list[list]]:
+        """``receive_frames`` with the responses apart: ``(responses, requests and notifications)``.
+
+        Each list keeps the order the frames came in. For a transport that
+        hands answers to their callers and runs requests in two passes: no
+        pass looks at a frame of the other kind. A ``ProtocolError``'s
+        ``messages`` are the responses, then the rest.
+        """
+        if self._error is not None:
+            raise ProtocolError(f"connection already failed: {self._error}")
+        responses, others = [], []
+        try:
+            self._decode(data, responses, others)
+        except ProtocolError as exc:
+            raise self._failed(exc, responses + others)
+        except (ValueError, TypeError, UnpackException) as exc:
+            raise self._failed(exc, responses + others) from exc
+        return responses, others
+
+    def _failed(self, exc, frames) -> ProtocolError:
+        """The connection is out of sync for good: the ``ProtocolError`` to raise now and on every later read.
+
+        ``exc`` is a ProtocolError, or what msgpack raised: FormatError,
+        StackError, invalid UTF-8, a length over the limits, an unhashable
+        map key (e.g. an array), BufferFull. ``frames`` decoded intact
+        before it go along as ``messages``.
+        """
+        if not isinstance(exc, ProtocolError):
+            exc = ProtocolError(f"undecodable msgpack data: {str(exc) or type(exc).__name__}")
+        exc.messages = frames
+        self._error = exc
+        return exc
+
+    def _decode(self, data, responses, others) -> None:
+        """Decode ``data`` into frames: responses appended to ``responses``, the rest to ``others`` (maybe one list)."""
         unpacker = self._unpacker
-        append = frames.append
+        respond = responses.append
+        append = others.append
         tell = unpacker.tell
         limit = self._max_frame
+        fed, start = self._fed, self._frame_start       # kept in locals, stored once per chunk
         pos, end = 0, len(data)
-        view = None
         while True:
             # Feed at most what keeps the current frame within the limit, so a
             # big read of many small frames never trips the unpacker's
             # BufferFull, while one oversized frame is caught exactly.
-            room = limit - (self._fed - self._frame_start)
+            room = limit - (fed - start)
             if pos == 0 and end <= room:
                 chunk = data
             else:
-                if view is None:
-                    view = memoryview(data)
-                chunk = view[pos : pos + room]
+                chunk = memoryview(data)[pos : pos + room]
             unpacker.feed(chunk)
             pos += len(chunk)
-            self._fed += len(chunk)
+            fed += len(chunk)
+            self._fed = fed
             for frame in unpacker:
-                self._frame_start = tell()     # here, not after the loop: a frame cut short moves tell() on
+                start = tell()     # here, not after the loop: a frame cut short moves tell() on
                 # The hot shapes checked inline (a request with a str name, a
                 # response), everything else by _checked: no call per message.
                 # ``__class__ is``: an exact type, as type() but cheaper.
                 if frame.__class__ is list and len(frame) == 4:
                     kind, msgid, third, params = frame
-                    if (msgid.__class__ is int and 0 <= msgid <= MAX_MSGID and kind.__class__ is int
-                            and (kind == RESPONSE or kind == REQUEST and third.__class__ is str
-                                 and params.__class__ is list)):
-                        append(frame)
-                        continue
-                append(_checked(frame))
-            if self._frame_start < self._fed:
+                    if msgid.__class__ is int and 0 <= msgid <= MAX_MSGID and kind.__class__ is int:
+                        if kind == RESPONSE:
+                            respond(frame)
+                            continue
+                        if kind == REQUEST and third.__class__ is str and params.__class__ is list:
+                            append(frame)
+                            continue
+                append(_checked(frame))     # never a response: one that fails inline is off-spec
+            self._frame_start = start
+            if start < fed:
                 self._check_lengths(chunk)
-            if self._fed - self._frame_start >= limit:
+            if fed - start >= limit:
                 raise ProtocolError(f"message larger than the {limit}-byte limit")
             if pos >= end:
                 return

@@ -398,6 +398,21 @@ def test_receive_frames_keeps_the_frames_before_a_bad_one():
     assert info.value.messages == [[1, 3, None, "ok"]]
 
 
+def test_receive_split_gives_the_responses_apart_each_list_in_order():
+    conn = Connection()
+    data = b"".join(msgpack.packb(m, use_bin_type=True) for m in
+                    ([0, 7, "add", [1, 2]], [1, 7, None, 3], [2, b"note", []], [1, 8, ["E", "x"], None]))
+    assert conn.receive_split(data) == ([[1, 7, None, 3], [1, 8, ["E", "x"], None]],
+                                        [[0, 7, "add", [1, 2]], [2, "note", []]])
+
+
+def test_receive_split_keeps_the_frames_before_a_bad_one_responses_first():
+    good = msgpack.packb([2, "note", []]) + msgpack.packb([1, 3, None, "ok"])
+    with pytest.raises(ProtocolError, match="undecodable") as info:
+        Connection().receive_split(good + b"\xc1")
+    assert info.value.messages == [[1, 3, None, "ok"], [2, "note", []]]
+
+
 # -- size limit --------------------------------------------------------------
 
 

@@ -46,14 +46,19 @@ def test_the_calls_of_one_turn_leave_in_one_send():
 
 
 def test_calls_from_a_worker_leave_at_its_batch_end():
-    def on_default(client):
-        return (yield from client.call("echo", threading.current_thread().name))
+    # A client started on a worker shares its state under its lock (a client
+    # started on Main would take the call to Main): the worker's batch end sends it.
+    def on_default(port):
+        client = yield from rpc.connect(HOST, port)
+        counting = client.sock.sock = CountingSocket(client.sock.sock)
+        answer = yield from client.call("echo", threading.current_thread().name)
+        client.close()
+        return answer, counting.sends
 
     def body(port):
-        client = yield from rpc.connect(HOST, port)
-        t = yield from spawn(on_default, client, dispatcher=Dispatchers.Default)
-        answer = yield from timeout_after(DEADLINE, t.join)
-        client.close()
+        t = yield from spawn(on_default, port, dispatcher=Dispatchers.Default)
+        answer, sends = yield from timeout_after(DEADLINE, t.join)
+        assert sends == 1
         return answer
 
     assert run_served(echo_server(), body).startswith("genloop-Default")
