@@ -3,6 +3,12 @@ import itertools
 
 from sortedcontainers import SortedList
 
+#: The list's load factor (its sublists' size). sortedcontainers' default,
+#: 1,000, suits big lists; a timer list churns (every entry goes in and soon
+#: out), and each insert and removal moves half a sublist: at 200 a sleep's
+#: add and fire cost ~6.9k instructions less (callgrind, 4,000 timers).
+LOAD = 200
+
 
 class Timers:
     """Deadlines in order; Main's alone: no lock.
@@ -19,6 +25,7 @@ class Timers:
 
     def __init__(self):
         self._list = SortedList()
+        self._list._reset(LOAD)         # documented: "reset sorted list load factor"
         self._seq = itertools.count()   # thread-safe: entries are made on any thread
         self.count = 0    # len(), as an attribute the Main loop reads every turn without a call
 
