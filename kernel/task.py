@@ -176,6 +176,21 @@ class Task(Generic[T]):
         self._abort = None
         self._pool.push(self)
 
+    def wake_here(self, value=None):
+        """``wake``, by code that runs on Main, of a task on Main: no thread check.
+
+        For a waker confined to Main (a confined rpc peer's reader); for a
+        task on another pool it is ``wake``. From any other thread, use ``wake``.
+        """
+        kernel = self.kernel
+        pool = self._pool
+        if kernel.instruments or pool is not kernel.main_pool:
+            return self.wake(value)
+        self._value = value
+        self._exc = None
+        self._abort = None
+        pool.push_here(self)
+
     def wake_exc(self, exc: BaseException):
         """Resume this parked task by throwing ``exc`` into it."""
         self.kernel.wake(self, None, exc)

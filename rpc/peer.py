@@ -93,6 +93,8 @@ class _Callback:
     def wake(self, result):
         self._run(result, None)
 
+    wake_here = wake
+
     def wake_exc(self, exc):
         self._run(None, exc)
 
@@ -544,7 +546,7 @@ class Peer:
                 waiter = pop(msgid, None)
                 if waiter is not None:
                     if error is None:
-                        waiter.wake(result)
+                        waiter.wake_here(result)      # on home, which is Main: no thread check
                     else:
                         waiter.wake_exc(RemoteError(error, waiter.trap[METHOD]))
             return
