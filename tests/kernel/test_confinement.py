@@ -186,3 +186,43 @@ def test_with_context_on_main_from_default_returns_and_is_cancellable():
             yield from stuck.join()
 
     run(main)
+
+
+def _parked(slot):
+    """Park until woken; ``slot`` gets the task, for the waker."""
+    from genloop.kernel.traps import PARKED, park
+
+    def arm(task):
+        slot.append(task)
+        return PARKED
+
+    return (yield from park(arm, lambda task: slot.remove(task) or True, "waits for a test's wake_here"))
+
+
+@pytest.mark.parametrize("dispatcher", [None, Dispatchers.Default], ids=["on-main", "on-default"])
+def test_wake_here_from_main_resumes_a_task_on_main_or_falls_back_to_wake(dispatcher):
+    """A waker on Main wakes a task on Main without the thread check; a task elsewhere goes through wake."""
+    slot = []
+
+    def main():
+        t = yield from spawn(_parked, slot, dispatcher=dispatcher)
+        yield from until(lambda: slot and t.state == "waiting", what="the task parked")
+        slot.pop().wake_here("woken")
+        return (yield from t.join())
+
+    assert run(main) == "woken"
+
+
+def test_wake_here_wakes_many_tasks_on_main_in_order():
+    slots = [[] for _ in range(50)]
+
+    def main():
+        tasks = []
+        for s in slots:
+            tasks.append((yield from spawn(_parked, s)))
+        yield from until(lambda: all(s for s in slots), what="every task parked")
+        for i, s in enumerate(slots):
+            s.pop().wake_here(i)
+        return (yield from gather_joins(tasks))
+
+    assert run(main) == list(range(50))
