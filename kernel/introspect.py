@@ -2,13 +2,34 @@
 
 Shared by the stepper, the monitor and the tracers, so they all say the same.
 """
+import gc
 import linecache
 import os
+import sys
 
 from .task import WAITING
 from .traps import CALL, CURRENT, IO, JOIN, PARK, READ, SLEEP, SPAWN, SWITCH
 
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def current_frames() -> dict:
+    """``sys._current_frames()``, with the collector held off meanwhile on CPython 3.11.
+
+    There the call creates objects while it holds the runtime's thread-list
+    lock; a collection they start may free an object whose finalizer takes
+    that lock again, and the whole process hangs (CPython gh-106883, fixed in
+    3.12 by this same hold-off inside the call).
+    """
+    if sys.version_info >= (3, 12):
+        return sys._current_frames()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return sys._current_frames()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _fn_name(fn) -> str:

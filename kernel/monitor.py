@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 
-from .introspect import describe, frames, task_tree
+from .introspect import current_frames, describe, frames, task_tree
 from .task import RUNNING, WAITING
 
 log = logging.getLogger("genloop")
@@ -495,7 +495,7 @@ def _running_stack(task):
     if outer is None:
         return None, []
     names = {t.ident: t.name for t in threading.enumerate()}
-    for ident, frame in sys._current_frames().items():
+    for ident, frame in current_frames().items():
         stack = []
         while frame is not None:
             stack.append(frame)

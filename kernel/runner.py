@@ -16,6 +16,7 @@ its end wakes Main) or a task raised ``KeyboardInterrupt``/``SystemExit``
 5. return the main task's value or raise its exception (or the interrupt).
 """
 import logging
+import sys
 import threading
 from time import monotonic as clock_real
 
@@ -110,6 +111,8 @@ def loop(kernel, finished=None):
     tick = kernel.tick
     timers = kernel.timers
     after_turn = pool.after_turn
+    task = None
+    kernel.loop_frame = sys._getframe()   # where the watchdog looks for the task Main steps
     while True:
         kernel.turn_time = now()      # "waiting since" for the tasks this turn parks
         for _ in range(len(queue)):
@@ -120,6 +123,7 @@ def loop(kernel, finished=None):
                     append(task)
                 else:                     # Unconfined, or a view over Main
                     task._pool.push(task)
+        task = None                       # no step now (the watchdog reads this frame's ``task``)
         if after_turn:
             end_turn(after_turn)
         if kernel.stopping and (finished is None or finished()):

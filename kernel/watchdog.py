@@ -1,20 +1,22 @@
 """The slow-step watchdog: notices a step on Main that will not yield.
 
-A thread samples which task Main is stepping, read off Main's stack
-(``sys._current_frames()``: the innermost ``Kernel.step`` frame's ``task``),
-and that task's step count, so the loop pays nothing per step. The same
-(task, step) seen for longer than the threshold is a slow step; it is
-reported while it is still running, with the line Main is executing, read
-from the same stack — so even a step that never returns is named.
+A thread samples which task Main is stepping and that task's step count:
+the Main loop's frame (``kernel.loop_frame``) holds the task of the step
+under way in its local ``task`` (None between passes), so the loop pays
+nothing per step. The same (task, step) seen for longer than the threshold
+is a slow step; it is reported while it is still running, with the line Main
+is executing, read from ``sys._current_frames()`` — so even a step that
+never returns is named. Only a report reads all the threads' stacks that
+way (``introspect.current_frames``, which works around a CPython 3.11
+deadlock of that call), never the sampling.
 """
 import logging
 import os
-import sys
 import threading
 import time
 import traceback
 
-from .introspect import user_frames
+from .introspect import current_frames, user_frames
 
 log = logging.getLogger("genloop")
 _HERE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -50,14 +52,9 @@ class Watchdog:
                 self._report(task, now - since)
 
     def _stepping(self):
-        """The task whose step Main is in now, or None."""
-        frame = sys._current_frames().get(self.main_ident)
-        while frame is not None:
-            code = frame.f_code
-            if code.co_name == "step" and code.co_filename == _CORE:
-                return frame.f_locals.get("task")
-            frame = frame.f_back
-        return None
+        """The task whose step Main is in now, or None (read under the GIL, as Main writes it)."""
+        frame = getattr(self.kernel, "loop_frame", None)
+        return None if frame is None else frame.f_locals.get("task")
 
     def _report(self, task, seconds):
         stack = self._stack(task)
@@ -78,7 +75,7 @@ class Watchdog:
         of spawns), the task's generator is suspended, not on the stack: then
         its own ``yield from`` chain says where it is.
         """
-        frame = sys._current_frames().get(self.main_ident)
+        frame = current_frames().get(self.main_ident)
         stack = traceback.extract_stack(frame) if frame else []
         steps = [i for i, fs in enumerate(stack) if fs.filename == _CORE and fs.name == "step"]
         inner = [fs for fs in stack[steps[-1] + 1:] if not fs.filename.startswith(_HERE)] if steps else []

@@ -143,3 +143,31 @@ def test_blocking_on_a_worker_is_not_a_slow_step_on_main():
 
     run(main, instruments=[ins], slow_step=0.05)
     assert ins.reports == []
+
+
+def test_the_watchdog_samples_without_reading_every_thread_stack(monkeypatch):
+    """Sampling reads Main's loop frame, never ``sys._current_frames()``.
+
+    On CPython 3.11 that call can hang the whole process when a collection
+    starts inside it (gh-106883): calling it every few milliseconds did, in
+    the concurrency suite. Only a report may call it.
+    """
+    import sys
+
+    calls = []
+    real = sys._current_frames
+    monkeypatch.setattr(sys, "_current_frames", lambda: calls.append(1) or real())
+    ins = SlowSteps()
+    threshold = 0.02
+    sampled = threading.Event()
+
+    def main():
+        started = time.monotonic()
+        # Short steps over forty sampling periods (threshold / 4 each).
+        while time.monotonic() - started < 10 * threshold:
+            yield
+        sampled.set()
+
+    run(main, instruments=[ins], slow_step=threshold)
+    assert sampled.is_set()
+    assert calls == [] and ins.reports == []
