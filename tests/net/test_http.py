@@ -8,10 +8,12 @@ import time
 from functools import partial
 
 import pytest
+from httptools import HttpRequestParser
 
 from genloop import kernel
 from genloop.kernel import sleep
 from genloop.net import Response, open_connection, serve_http
+from genloop.net import http as net_http
 from genloop.net.http import HttpService
 from tests.net.netutil import DEADLINE, HOST, connect, recv_until_eof, server_thread
 
@@ -415,3 +417,58 @@ def test_a_header_with_a_line_break_is_refused_with_500():
     with serving(splitter) as server:
         (status, headers, _), = responses(exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"))
     assert status == "HTTP/1.1 500 Internal Server Error" and "set-cookie" not in headers
+
+
+def read_answer(sock) -> bytes:
+    """One Content-Length answer from ``sock``."""
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        raw += sock.recv(65536)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    n = int(dict(line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:])[b"content-length"])
+    while len(body) < n:
+        body += sock.recv(65536)
+    assert len(body) == n
+    return head + b"\r\n\r\n" + body
+
+
+def test_idle_keep_alive_connections_share_parsers(monkeypatch):
+    """An idle connection lends its parser back: 20 connections used in turn make at most two, and none
+    mixes another's request up with its own, even one that waits half-way through a head or a body."""
+    made = []
+
+    def counted(protocol):
+        parser = HttpRequestParser(protocol)
+        made.append(parser)
+        return parser
+
+    monkeypatch.setattr(net_http, "HttpRequestParser", counted)
+
+    def app(request):
+        return Response(200, b"%s %s %s" % (request.method.encode(), request.target, request.body))
+
+    with serving(app) as server:
+        socks = []
+        try:
+            for i in range(20):
+                sock = connect(server.port)
+                socks.append(sock)
+                sock.sendall(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+                assert read_answer(sock).endswith(b"GET /%d " % i)
+            assert len(made) <= 2
+            first, second, third = socks[:3]
+            first.sendall(b"POST /first HTTP/1.1\r\nHo")                      # waits inside its head
+            second.sendall(b"POST /second HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nabc")   # inside its body
+            third.sendall(b"GET /third HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_answer(third).endswith(b"GET /third ")
+            first.sendall(b"st: t\r\nContent-Length: 2\r\n\r\nhi")
+            second.sendall(b"def")
+            assert read_answer(first).endswith(b"POST /first hi")
+            assert read_answer(second).endswith(b"POST /second abcdef")
+            for i, sock in enumerate(socks):
+                sock.sendall(b"GET /again/%d HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+            for i, sock in enumerate(socks):
+                assert read_answer(sock).endswith(b"GET /again/%d " % i)
+        finally:
+            for sock in socks:
+                sock.close()
