@@ -220,9 +220,12 @@ class _Connection:
             self.body.append(part)
 
     def on_message_complete(self):
+        request = self.request          # take_request, inlined: a call fewer per request
         body = self.body
+        request.body = b"" if body is None else b"".join(body)
+        self.request = None
         self.in_message = self.pending_continue = False
-        self.ready.append(self.take_request(b"" if body is None else b"".join(body)))
+        self.ready.append(request)
 
     def take_request(self, body) -> Request:
         """The request being parsed, with ``body``; the next part parsed begins a new one.
@@ -416,11 +419,20 @@ class HttpService:
         try:
             while True:
                 if drained:
-                    if self.closing and not conn.in_message:
-                        return          # the server is stopping: a connection idle from now on closes
                     # The last recv emptied the socket, so new bytes bring a new
                     # edge: wait for it rather than pay a recv that fails first.
-                    if spare is not None and not conn.in_message:
+                    if conn.in_message:
+                        if conn.in_head:
+                            if not conn.head_deadline:
+                                conn.head_deadline = self.head_deadline
+                            conn.deadline = conn.head_deadline
+                        else:
+                            conn.deadline = self.body_deadline
+                        yield wait_read
+                        conn.deadline = _INF
+                    elif self.closing:
+                        return          # the server is stopping: a connection idle from now on closes
+                    elif spare is not None:
                         # Idle between requests: hold nothing but this frame meanwhile.
                         conn.stream = None
                         spare.append(conn)
@@ -434,12 +446,7 @@ class HttpService:
                         live[task] = conn
                         out = conn.out
                     else:
-                        if conn.in_head:
-                            if not conn.head_deadline:
-                                conn.head_deadline = self.head_deadline
-                            conn.deadline = conn.head_deadline
-                        else:
-                            conn.deadline = self.body_deadline if conn.in_message else self.idle_deadline
+                        conn.deadline = self.idle_deadline
                         yield wait_read
                         conn.deadline = _INF
                 try:
@@ -534,10 +541,11 @@ class HttpService:
                 response = app(request)
                 if type(response) is not Response or type(response.body) is not bytes or response.status < 200:
                     return self._answer_rest(socket, conn, ready.index(request), response)
-                h = head(response.status, response.headers)
-                if h.plain and request.keep_alive and request.version == "1.1" and request.method != "HEAD" \
-                        and not self.closing:         # the usual answer: what encode would make, sooner
-                    data, keep_alive = h.kept(response.body), True
+                kept = response._kept       # one read: another thread may replace it meanwhile
+                if kept[2] is response.body and kept[1] is response.headers and kept[0] == response.status \
+                        and request.keep_alive and request.version == "1.1" and request.method != "HEAD" \
+                        and not self.closing:   # the usual answer, made before: what encode would make again
+                    data = kept[3]
                 else:
                     data, keep_alive = encode(response, request.method == "HEAD",
                                               request.keep_alive and not self.closing, request.version)

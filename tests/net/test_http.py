@@ -284,6 +284,30 @@ def test_answers_with_the_same_head_and_changing_bodies_each_carry_their_own():
     assert [body for _, _, body in responses(raw)] == bodies
 
 
+def test_a_constant_response_changed_between_answers_is_answered_as_it_is_now():
+    """The bytes kept for a ``Response`` answered before are used only while its status, headers and body are the same."""
+    constant = Response(200, b"same", (("Content-Type", "text/plain"),))
+    changes = iter([lambda: None, lambda: setattr(constant, "status", 201),
+                    lambda: setattr(constant, "headers", (("X-New", "1"),)),
+                    lambda: setattr(constant, "body", b"other"), lambda: None])
+
+    def app(request):
+        next(changes)()
+        return constant
+
+    with serving(app) as server:
+        raw = exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * 4 +
+                       b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    answers = responses(raw)
+    assert [(line, headers.get("content-type"), headers.get("x-new"), body) for line, headers, body in answers] == [
+        ("HTTP/1.1 200 OK", "text/plain", None, b"same"),
+        ("HTTP/1.1 201 Created", "text/plain", None, b"same"),
+        ("HTTP/1.1 201 Created", None, "1", b"same"),
+        ("HTTP/1.1 201 Created", None, "1", b"other"),
+        ("HTTP/1.1 201 Created", None, "1", b"other"),
+    ]
+
+
 def test_pipelined_answers_of_a_plain_app_past_high_water_each_go_once_in_order():
     """The answers queued past the high-water mark are sent, and the rest answered after, none twice."""
     def app(request):
