@@ -539,16 +539,18 @@ class HttpService:
         for request in ready:
             try:
                 response = app(request)
-                if type(response) is not Response or type(response.body) is not bytes or response.status < 200:
+                if type(response) is not Response:
                     return self._answer_rest(socket, conn, ready.index(request), response)
                 kept = response._kept       # one read: another thread may replace it meanwhile
                 if kept[2] is response.body and kept[1] is response.headers and kept[0] == response.status \
                         and request.keep_alive and request.version == "1.1" and request.method != "HEAD" \
                         and not self.closing:   # the usual answer, made before: what encode would make again
                     data = kept[3]
-                else:
+                elif type(response.body) is bytes and response.status >= 200:
                     data, keep_alive = encode(response, request.method == "HEAD",
                                               request.keep_alive and not self.closing, request.version)
+                else:
+                    return self._answer_rest(socket, conn, ready.index(request), response)
             except Exception:
                 data, keep_alive = self._failed(request)
             out.append(data)

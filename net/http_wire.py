@@ -200,7 +200,7 @@ class Head:
 
 #: Largest body whose whole usual answer a ``Response`` keeps for the next time (see ``encode``).
 CACHED_BODY = 1024
-_NOTHING_KEPT = (None, None, None, None)
+_NOTHING_KEPT = (None, None, object(), None)    # its body is no body
 _STATUS_LINES = {s.value: _status_line(s.value) for s in HTTPStatus}
 _BARE = {s.value: Head(s.value, ()) for s in HTTPStatus}
 #: Encoded heads of header tuples, keyed by (status, id(tuple)); the entry
