@@ -455,6 +455,9 @@ class HttpService:
                     drained = True
                     continue
                 if not data:
+                    if spare is not None and not conn.in_message:
+                        conn.stream = None
+                        spare.append(conn)      # borrowed for the end of the stream: the next one takes it
                     return
                 drained = len(data) < READ_SIZE
                 while data:

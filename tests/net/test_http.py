@@ -496,3 +496,23 @@ def test_idle_keep_alive_connections_share_parsers(monkeypatch):
         finally:
             for sock in socks:
                 sock.close()
+
+
+def test_connections_that_leave_while_idle_give_their_parser_back(monkeypatch):
+    """A keep-alive connection the client closes between requests leaves its parser to the next connection."""
+    made = []
+
+    def counted(protocol):
+        made.append(protocol)
+        return HttpRequestParser(protocol)
+
+    monkeypatch.setattr(net_http, "HttpRequestParser", counted)
+    with serving(lambda request: Response(200, request.target)) as server:
+        for i in range(10):
+            with connect(server.port) as sock:
+                sock.sendall(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+                assert read_answer(sock).endswith(b"/%d" % i)
+        with connect(server.port) as sock:          # the last close is seen before this one is served
+            sock.sendall(b"GET /last HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_answer(sock).endswith(b"/last")
+    assert len(made) <= 2
