@@ -258,7 +258,9 @@ class _Idle:
     """What the sweeper sees of a connection idle between requests that lent its ``_Connection`` back.
 
     One per sweep, shared by every connection that went idle since: ``deadline``
-    is the idle deadline of that sweep.
+    is the idle deadline of that sweep. The sweeper makes it (``_advance``)
+    and never changes it after; connection tasks on any thread read
+    ``HttpService.idle``, one reference, and store it in their entry.
     """
 
     __slots__ = ("deadline", "in_message")
