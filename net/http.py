@@ -39,6 +39,7 @@ and two sweeps after it.
 import logging
 import socket as _socket
 import threading
+from collections import deque
 from types import CoroutineType, GeneratorType
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
@@ -79,6 +80,9 @@ MAX_SWEEP = 1.0
 LINGER_TIMEOUT = 2.0
 #: Pieces per ``sendmsg``: Linux's IOV_MAX.
 MAX_IOV = 1024
+#: Most ``_Connection``s kept for reuse once idle connections lend theirs back
+#: (as many as connections were busy at once, up to this).
+MAX_SPARE = 256
 
 _INF = float("inf")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -106,7 +110,7 @@ def _check_target(method, target):
 
 
 class _Connection:
-    """The parser's callbacks and one connection's state between reads.
+    """The parser's callbacks and the state of a connection with a request in hand.
 
     Completed requests pile up in ``ready``, answers in ``out`` (``pending``
     bytes of them). Kept small: these callbacks run for every request, and
@@ -119,10 +123,15 @@ class _Connection:
     the status a request that cannot be parsed gets; ``upgrading`` the
     request the parser stopped at because it asked to switch protocols,
     ``rest`` the bytes after it.
+
+    Owned by the connection task that borrowed it (``HttpService._serve``);
+    between requests it waits in ``HttpService._spare``, at a message's end
+    (its parser is then as ready for another connection's request as for
+    its own next one), ``stream`` cleared.
     """
 
     __slots__ = ("parser", "stream", "max_head", "max_body", "ready", "out", "pending", "error",
-                 "in_message", "in_head", "head_size", "head_read", "head_deadline", "deadline", "task",
+                 "in_message", "in_head", "head_size", "head_read", "head_deadline", "deadline",
                  "request", "body", "body_size", "expect", "hosts", "chunked", "connection_field",
                  "pending_continue", "upgrading", "rest")
 
@@ -140,7 +149,6 @@ class _Connection:
         self.head_size = self.head_read = 0
         self.head_deadline = 0.0
         self.deadline = _INF
-        self.task = None
 
     # -- the parser's callbacks ---------------------------------------------
     def on_url(self, part):
@@ -212,9 +220,12 @@ class _Connection:
             self.body.append(part)
 
     def on_message_complete(self):
+        request = self.request          # take_request, inlined: a call fewer per request
         body = self.body
+        request.body = b"" if body is None else b"".join(body)
+        self.request = None
         self.in_message = self.pending_continue = False
-        self.ready.append(self.take_request(b"" if body is None else b"".join(body)))
+        self.ready.append(request)
 
     def take_request(self, body) -> Request:
         """The request being parsed, with ``body``; the next part parsed begins a new one.
@@ -241,6 +252,22 @@ class _Connection:
         self.upgrading = None
         rest, self.rest = self.rest, b""
         return rest
+
+
+class _Idle:
+    """What the sweeper sees of a connection idle between requests that lent its ``_Connection`` back.
+
+    One per sweep, shared by every connection that went idle since: ``deadline``
+    is the idle deadline of that sweep. The sweeper makes it (``_advance``)
+    and never changes it after; connection tasks on any thread read
+    ``HttpService.idle``, one reference, and store it in their entry.
+    """
+
+    __slots__ = ("deadline", "in_message")
+
+    def __init__(self, deadline):
+        self.deadline = deadline
+        self.in_message = False
 
 
 class _BodyWriter:
@@ -287,10 +314,14 @@ class HttpService:
     was closed), responses say ``Connection: close`` and connections idle
     between requests are cancelled.
 
-    A subclass may answer otherwise: it replaces ``_answer`` (``net.wsgi``
-    runs each request on a thread pool), may keep more per connection in a
-    subclass of ``Connection``, and may give a stalled body its own
-    ``body_deadline`` (``idle_deadline`` here) by extending ``_advance``.
+    A connection idle between requests lends its ``Connection`` (the
+    parser, most of what it holds) back to the service, and the next bytes
+    to arrive on any connection borrow it (see ``_serve``). A subclass may
+    answer otherwise: it replaces ``_answer`` (``net.wsgi`` runs each request
+    on a thread pool), may keep more per connection in a subclass of
+    ``Connection`` (then each connection keeps its own for its whole life),
+    and may give a stalled body its own ``body_deadline``
+    (``idle_deadline`` here) by extending ``_advance``.
     """
 
     #: One connection's state and parser callbacks.
@@ -307,18 +338,30 @@ class HttpService:
         self.high_water = high_water
         self.sweep_every = min(MAX_SWEEP, idle_timeout / 4, header_timeout / 4)
         self.closing = False
-        self._live = set()
-        self._lock = threading.Lock()   # handlers may run on several threads
+        # Each connection's task -> its ``_Connection``, or the ``_Idle`` record
+        # of the sweep in which it went idle. Every connection task writes its
+        # own entry only; the sweeper reads a copy (``_select``).
+        self._live = {}
+        # ``_Connection``s lent back by idle connections, for the next one that
+        # reads a request: pushed and popped by connection tasks on any thread
+        # (deque's append and pop are atomic; at ``MAX_SPARE`` an append drops
+        # the oldest). None when the connections are a subclass's, which may
+        # hold state for the connection's whole life (``net.wsgi``'s answer in
+        # flight): each then keeps its own.
+        self._spare = deque(maxlen=MAX_SPARE) if self.Connection is _Connection else None
+        self._lock = threading.Lock()   # for subclasses' counters: handlers may run on several threads
         self._advance(clock())
 
     def _advance(self, now):
         self.idle_deadline = now + self.idle_timeout + self.sweep_every
         self.head_deadline = now + self.header_timeout + self.sweep_every
         self.body_deadline = self.idle_deadline
+        self.idle = _Idle(self.idle_deadline)
 
     def _select(self, pick):
-        with self._lock:
-            return [c.task for c in self._live if pick(c)]
+        # list() copies the dict in one step (under the GIL; under the dict's
+        # own lock without it), so connections may come and go meanwhile.
+        return [task for task, c in list(self._live.items()) if pick(c)]
 
     def sweep(self):
         """Cancel every connection whose deadline has passed, until the server closes."""
@@ -340,41 +383,83 @@ class HttpService:
         A plain function returning ``_serve``'s coroutine: the connection's
         task then resumes through one generator fewer at every wake-up.
         """
-        return self._serve(stream.socket, self.Connection(self.max_head, self.max_body, stream))
+        return self._serve(stream.socket, self._borrow(stream))
+
+    def _borrow(self, stream):
+        """A ``_Connection`` for ``stream`` to parse and answer with: a spare one, or a new one."""
+        if self._spare:
+            try:
+                conn = self._spare.pop()
+                conn.stream = stream
+                return conn
+            except IndexError:      # another thread took the last one
+                pass
+        return self.Connection(self.max_head, self.max_body, stream)
 
     # -- the connection loop -------------------------------------------------
     @coroutine       # an async def app's coroutine is awaited here
     def _serve(self, socket, conn):
-        """Read, parse and answer until the connection ends: the hot path."""
-        conn.task = yield from current_task()
-        with self._lock:
-            self._live.add(conn)
+        """Read, parse and answer until the connection ends: the hot path.
+
+        An idle connection (its requests answered, waiting for the next)
+        lends its ``conn`` to ``_spare`` and holds nothing but this frame; the
+        next bytes borrow one again. A ``_Connection``'s parser is most of what
+        a connection holds, and idle keep-alive connections are most
+        connections; lent at a request's end, a parser is as a keep-alive
+        connection's own would be, ready for a next request.
+        """
+        task = yield from current_task()
+        stream = conn.stream
+        live = self._live
+        spare = self._spare
+        live[task] = conn
+        out = conn.out
         # Locals, but no bound methods: an idle connection's frame would keep them alive.
         sock = socket.sock
         wait_read = socket._wait_read
-        out = conn.out
         drained = False
         try:
             while True:
                 if drained:
-                    if self.closing and not conn.in_message:
-                        return          # the server is stopping: a connection idle from now on closes
                     # The last recv emptied the socket, so new bytes bring a new
                     # edge: wait for it rather than pay a recv that fails first.
-                    if conn.in_head:
-                        if not conn.head_deadline:
-                            conn.head_deadline = self.head_deadline
-                        conn.deadline = conn.head_deadline
+                    if conn.in_message:
+                        if conn.in_head:
+                            if not conn.head_deadline:
+                                conn.head_deadline = self.head_deadline
+                            conn.deadline = conn.head_deadline
+                        else:
+                            conn.deadline = self.body_deadline
+                        yield wait_read
+                        conn.deadline = _INF
+                    elif self.closing:
+                        return          # the server is stopping: a connection idle from now on closes
+                    elif spare is not None:
+                        # Idle between requests: hold nothing but this frame meanwhile.
+                        conn.stream = None
+                        spare.append(conn)
+                        live[task] = self.idle
+                        yield wait_read
+                        try:
+                            conn = spare.pop()
+                            conn.stream = stream
+                        except IndexError:
+                            conn = self.Connection(self.max_head, self.max_body, stream)
+                        live[task] = conn
+                        out = conn.out
                     else:
-                        conn.deadline = self.body_deadline if conn.in_message else self.idle_deadline
-                    yield wait_read
-                    conn.deadline = _INF
+                        conn.deadline = self.idle_deadline
+                        yield wait_read
+                        conn.deadline = _INF
                 try:
                     data = sock.recv(READ_SIZE)
                 except BlockingIOError:
                     drained = True
                     continue
                 if not data:
+                    if spare is not None and not conn.in_message:
+                        conn.stream = None
+                        spare.append(conn)      # borrowed for the end of the stream: the next one takes it
                     return
                 drained = len(data) < READ_SIZE
                 while data:
@@ -403,8 +488,7 @@ class HttpService:
                         yield from self._linger(sock, wait_read, conn)
                     return
         finally:
-            with self._lock:
-                self._live.discard(conn)
+            del live[task]
 
     def _parse(self, conn, data):
         """Feed the parser up to PARSE_SLICE bytes of ``data``; return the rest.
@@ -460,15 +544,18 @@ class HttpService:
         for request in ready:
             try:
                 response = app(request)
-                if type(response) is not Response or type(response.body) is not bytes or response.status < 200:
+                if type(response) is not Response:
                     return self._answer_rest(socket, conn, ready.index(request), response)
-                h = head(response.status, response.headers)
-                if h.plain and request.keep_alive and request.version == "1.1" and request.method != "HEAD" \
-                        and not self.closing:         # the usual answer: what encode would make, sooner
-                    data, keep_alive = h.kept(response.body), True
-                else:
+                kept = response._kept       # one read: another thread may replace it meanwhile
+                if kept[2] is response.body and kept[1] is response.headers and kept[0] == response.status \
+                        and request.keep_alive and request.version == "1.1" and request.method != "HEAD" \
+                        and not self.closing:   # the usual answer, made before: what encode would make again
+                    data = kept[3]
+                elif type(response.body) is bytes and response.status >= 200:
                     data, keep_alive = encode(response, request.method == "HEAD",
                                               request.keep_alive and not self.closing, request.version)
+                else:
+                    return self._answer_rest(socket, conn, ready.index(request), response)
             except Exception:
                 data, keep_alive = self._failed(request)
             out.append(data)

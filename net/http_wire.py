@@ -135,12 +135,14 @@ class Response:
     1xx, 204 and 304 answers carry no body and no length, whatever is given.
     """
 
-    __slots__ = ("status", "body", "headers")
+    __slots__ = ("status", "body", "headers", "_kept")
 
     def __init__(self, status: int = 200, body=b"", headers=()):
         self.status = status
         self.body = body
         self.headers = headers
+        #: ``(status, headers, body, bytes)`` of its last usual answer (see ``encode``).
+        self._kept = _NOTHING_KEPT
 
     def __repr__(self):
         return f"<Response {self.status}>"
@@ -193,26 +195,12 @@ class Head:
         self.headers = headers
         self.prefix = b"".join(fields)
         self.bodyless = status < 200 or status in (204, 304)
-        self.last = (None, None)
         self.plain = not self.closes and not self.bodyless
 
-    def kept(self, body: bytes) -> bytes:
-        """This head with ``body``, answering on a connection that stays open (HTTP/1.1, not HEAD).
 
-        The last small body's answer is kept: an app answering with a
-        constant ``Response`` gets the very same bytes back, built once.
-        """
-        last = self.last                 # one read: another thread may replace it meanwhile
-        if last[0] is body:
-            return last[1]
-        wire = b"%sContent-Length: %d\r\n\r\n%s" % (self.prefix, len(body), body)
-        if len(body) <= CACHED_BODY:
-            self.last = (body, wire)
-        return wire
-
-
-#: Largest body whose whole answer a ``Head`` keeps for the next time (see ``Head.kept``).
+#: Largest body whose whole usual answer a ``Response`` keeps for the next time (see ``encode``).
 CACHED_BODY = 1024
+_NOTHING_KEPT = (None, None, object(), None)    # its body is no body
 _STATUS_LINES = {s.value: _status_line(s.value) for s in HTTPStatus}
 _BARE = {s.value: Head(s.value, ()) for s in HTTPStatus}
 #: Encoded heads of header tuples, keyed by (status, id(tuple)); the entry
@@ -254,11 +242,21 @@ def connection_field(keep_alive: bool, version: str) -> bytes:
 
 def encode(resp, head_only: bool, keep_alive: bool, version: str):
     """``resp``, whose body is bytes-like (or ignored: bodyless status, HEAD), as bytes,
-    and whether the connection may stay open after it."""
-    h = head(resp.status, resp.headers)
-    body = resp.body
+    and whether the connection may stay open after it.
+
+    The usual answer (a bytes body, a head that neither closes nor forbids
+    a body, on a kept HTTP/1.1 connection, not to HEAD) of a body up to
+    ``CACHED_BODY`` is kept in ``resp._kept``: an app answering with a
+    constant ``Response`` is answered with the very same bytes, built once
+    (``HttpService._answer`` looks there first).
+    """
+    status, headers, body = resp.status, resp.headers, resp.body
+    h = head(status, headers)
     if type(body) is bytes and keep_alive and h.plain and not head_only and version == "1.1":
-        return h.kept(body), True
+        wire = b"%sContent-Length: %d\r\n\r\n%s" % (h.prefix, len(body), body)
+        if len(body) <= CACHED_BODY:
+            resp._kept = (status, headers, body, wire)     # one store: other threads read it whole
+        return wire, True
     keep_alive = keep_alive and not h.closes
     if h.bodyless:
         framing, body = b"", b""

@@ -8,10 +8,12 @@ import time
 from functools import partial
 
 import pytest
+from httptools import HttpRequestParser
 
 from genloop import kernel
 from genloop.kernel import sleep
 from genloop.net import Response, open_connection, serve_http
+from genloop.net import http as net_http
 from genloop.net.http import HttpService
 from tests.net.netutil import DEADLINE, HOST, connect, recv_until_eof, server_thread
 
@@ -282,6 +284,30 @@ def test_answers_with_the_same_head_and_changing_bodies_each_carry_their_own():
     assert [body for _, _, body in responses(raw)] == bodies
 
 
+def test_a_constant_response_changed_between_answers_is_answered_as_it_is_now():
+    """The bytes kept for a ``Response`` answered before are used only while its status, headers and body are the same."""
+    constant = Response(200, b"same", (("Content-Type", "text/plain"),))
+    changes = iter([lambda: None, lambda: setattr(constant, "status", 201),
+                    lambda: setattr(constant, "headers", (("X-New", "1"),)),
+                    lambda: setattr(constant, "body", b"other"), lambda: None])
+
+    def app(request):
+        next(changes)()
+        return constant
+
+    with serving(app) as server:
+        raw = exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n" * 4 +
+                       b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    answers = responses(raw)
+    assert [(line, headers.get("content-type"), headers.get("x-new"), body) for line, headers, body in answers] == [
+        ("HTTP/1.1 200 OK", "text/plain", None, b"same"),
+        ("HTTP/1.1 201 Created", "text/plain", None, b"same"),
+        ("HTTP/1.1 201 Created", None, "1", b"same"),
+        ("HTTP/1.1 201 Created", None, "1", b"other"),
+        ("HTTP/1.1 201 Created", None, "1", b"other"),
+    ]
+
+
 def test_pipelined_answers_of_a_plain_app_past_high_water_each_go_once_in_order():
     """The answers queued past the high-water mark are sent, and the rest answered after, none twice."""
     def app(request):
@@ -415,3 +441,78 @@ def test_a_header_with_a_line_break_is_refused_with_500():
     with serving(splitter) as server:
         (status, headers, _), = responses(exchange(server.port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"))
     assert status == "HTTP/1.1 500 Internal Server Error" and "set-cookie" not in headers
+
+
+def read_answer(sock) -> bytes:
+    """One Content-Length answer from ``sock``."""
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        raw += sock.recv(65536)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    n = int(dict(line.lower().split(b": ", 1) for line in head.split(b"\r\n")[1:])[b"content-length"])
+    while len(body) < n:
+        body += sock.recv(65536)
+    assert len(body) == n
+    return head + b"\r\n\r\n" + body
+
+
+def test_idle_keep_alive_connections_share_parsers(monkeypatch):
+    """An idle connection lends its parser back: 20 connections used in turn make at most two, and none
+    mixes another's request up with its own, even one that waits half-way through a head or a body."""
+    made = []
+
+    def counted(protocol):
+        parser = HttpRequestParser(protocol)
+        made.append(parser)
+        return parser
+
+    monkeypatch.setattr(net_http, "HttpRequestParser", counted)
+
+    def app(request):
+        return Response(200, b"%s %s %s" % (request.method.encode(), request.target, request.body))
+
+    with serving(app) as server:
+        socks = []
+        try:
+            for i in range(20):
+                sock = connect(server.port)
+                socks.append(sock)
+                sock.sendall(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+                assert read_answer(sock).endswith(b"GET /%d " % i)
+            assert len(made) <= 2
+            first, second, third = socks[:3]
+            first.sendall(b"POST /first HTTP/1.1\r\nHo")                      # waits inside its head
+            second.sendall(b"POST /second HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nabc")   # inside its body
+            third.sendall(b"GET /third HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_answer(third).endswith(b"GET /third ")
+            first.sendall(b"st: t\r\nContent-Length: 2\r\n\r\nhi")
+            second.sendall(b"def")
+            assert read_answer(first).endswith(b"POST /first hi")
+            assert read_answer(second).endswith(b"POST /second abcdef")
+            for i, sock in enumerate(socks):
+                sock.sendall(b"GET /again/%d HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+            for i, sock in enumerate(socks):
+                assert read_answer(sock).endswith(b"GET /again/%d " % i)
+        finally:
+            for sock in socks:
+                sock.close()
+
+
+def test_connections_that_leave_while_idle_give_their_parser_back(monkeypatch):
+    """A keep-alive connection the client closes between requests leaves its parser to the next connection."""
+    made = []
+
+    def counted(protocol):
+        made.append(protocol)
+        return HttpRequestParser(protocol)
+
+    monkeypatch.setattr(net_http, "HttpRequestParser", counted)
+    with serving(lambda request: Response(200, request.target)) as server:
+        for i in range(10):
+            with connect(server.port) as sock:
+                sock.sendall(b"GET /%d HTTP/1.1\r\nHost: t\r\n\r\n" % i)
+                assert read_answer(sock).endswith(b"/%d" % i)
+        with connect(server.port) as sock:          # the last close is seen before this one is served
+            sock.sendall(b"GET /last HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert read_answer(sock).endswith(b"/last")
+    assert len(made) <= 2
