@@ -1,15 +1,8 @@
-"""Kernel test configuration: the ``concurrency`` marker and a leak check after every test."""
+"""Kernel test configuration: a leak check after every test (the ``concurrency`` marker is pyproject's)."""
 import pytest
 
 from genloop.kernel import current_kernel
 from tests.kernel.kernel_helpers import thread_names
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "concurrency: exercises cross-thread wake-ups, worker pools or races; run it many times",
-    )
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,14 @@
 """Many coroutines, one connection: every caller gets its own answer, whatever the order."""
 import random
 
+import pytest
+
 from genloop import rpc
 from genloop.kernel import Event, gather, sleep, timeout_after
 from genloop.rpc import Server
 from tests.rpc.rpcutil import DEADLINE, HOST, run_served
+
+pytestmark = pytest.mark.concurrency
 
 CALLERS = 1_000
 CALLS_EACH = 10

@@ -7,10 +7,14 @@ started elsewhere shares its state under its lock, from any thread.
 import threading
 import time
 
+import pytest
+
 from genloop import rpc
 from genloop.kernel import Cancelled, Dispatchers, Event, Future, gather, spawn, timeout_after
 from genloop.rpc import ConnectionLost, Server
 from tests.rpc.rpcutil import DEADLINE, HOST, run_served, wait_thread_event
+
+pytestmark = pytest.mark.concurrency
 
 CALLERS = 20
 
