@@ -341,13 +341,18 @@ class Kernel:
         task._cancelled = True
         return Cancelled()
 
-    def park(self, task, trap, arm, abort):
+    @_handles(PARK)
+    def park(self, task, trap, arm=None, abort=None):
         """Suspend ``task`` in a wait structure; a pending cancel is delivered instead.
 
         ``arm(task)`` records the task (or returns a value to resume at once);
         ``abort(task)`` undoes it. See ``traps.park`` for the protocol. A task
         on Main parks without a lock: its wait state is Main's alone (see Task).
+        This is also the handler of the PARK trap, every primitive's wait,
+        which carries its own arm and abort: no call in between.
         """
+        if arm is None:
+            arm, abort = trap[1], trap[2]
         lock = None if task._pool is self.main_pool else task._lock
         if lock is not None:
             lock.acquire()
@@ -631,10 +636,6 @@ class Kernel:
             return False      # stay parked: the child's end wakes us
 
         return self.park(task, trap, arm, abort)
-
-    @_handles(PARK)
-    def _trap_park(self, task, trap):
-        return self.park(task, trap, trap[1], trap[2])     # every primitive's wait
 
     # -- timers and I/O (called by the driver on the Main thread) ------------
     def next_timeout(self):

@@ -186,10 +186,10 @@ class Task(Generic[T]):
         pool = self._pool
         if kernel.instruments or pool is not kernel.main_pool:
             return self.wake(value)
-        self._value = value
-        self._exc = None
+        self._value = value       # parked: _exc is None already
         self._abort = None
-        pool.push_here(self)
+        self.state = READY        # MainPool.push_here inlined
+        pool.queue.append(self)
 
     def wake_exc(self, exc: BaseException):
         """Resume this parked task by throwing ``exc`` into it."""

@@ -36,7 +36,7 @@ def _kernel():
 def test_the_trap_table_maps_each_code_to_its_handler():
     expected = {traps.SPAWN: "_trap_spawn", traps.JOIN: "_trap_join", traps.SLEEP: "_trap_sleep",
                 traps.CURRENT: "_trap_current", traps.IO: "_trap_io", traps.CALL: "_trap_call",
-                traps.SWITCH: "_trap_switch", traps.PARK: "_trap_park"}
+                traps.SWITCH: "_trap_switch", traps.PARK: "park"}   # park is the PARK trap's own handler
     assert sorted(expected) == sorted(traps.TRAP_CODES) == list(range(len(expected)))
     table = _kernel()._handlers
     assert {code: table[code].__name__ for code in traps.TRAP_CODES} == expected
