@@ -220,14 +220,18 @@ class Queue(Generic[T]):
     @coroutine
     def put(self, item: T) -> Gen[None]:
         """Put ``item``, waiting while the queue is full."""
-        self._lock.acquire()
+        lock = self._lock
+        lock.acquire()
         try:
-            try:
-                getter = self._put_locked(item)
-            except QueueFull:
-                getter = False
+            if self._getters:     # a getter waits (so the queue is open): the hand-over, without a call
+                getter = self._getters.popleft()
+            else:
+                try:
+                    getter = self._put_locked(item)
+                except QueueFull:
+                    getter = False
         finally:
-            self._lock.release()
+            lock.release()
         if getter is False:
             yield (PARK, lambda task: self._arm_put(task, item), self._abort_put, "waits to put into a full Queue")
         elif getter is not None:
@@ -301,7 +305,8 @@ class Queue(Generic[T]):
         return (yield trap)
 
     def _arm_get(self, task):
-        self._lock.acquire()
+        lock = self._lock
+        lock.acquire()
         try:
             if self._items:
                 item, putter = self._get_locked()
@@ -311,7 +316,7 @@ class Queue(Generic[T]):
                 self._getters.append(task)
                 return PARKED
         finally:
-            self._lock.release()
+            lock.release()
         if putter is not None:
             putter.wake()
         return item

@@ -172,8 +172,7 @@ class Task(Generic[T]):
         if kernel.instruments:
             return kernel.wake(self, value, None)
         self._value = value       # Kernel.wake inlined: this is every primitive's hot path
-        self._exc = None
-        self._abort = None
+        self._abort = None        # (parked, so _exc is None already: a step clears it)
         self._pool.push(self)
 
     def wake_here(self, value=None):
