@@ -58,7 +58,9 @@ class Watchdog:
 
     def _report(self, task, seconds):
         stack = self._stack(task)
-        where = stack[-1] if stack else None
+        # The innermost frame with a line: one that runs an instruction of no
+        # line (say, an exception's clean-up) has none to show.
+        where = next((fs for fs in reversed(stack) if fs.lineno is not None), None)
         with self.kernel.lock:
             self.kernel.stats["slow_steps"] += 1
         at = f"{where.filename}:{where.lineno} ({where.line})" if where else "an unknown line"

@@ -171,3 +171,22 @@ def test_the_watchdog_samples_without_reading_every_thread_stack(monkeypatch):
     run(main, instruments=[ins], slow_step=threshold)
     assert sampled.is_set()
     assert calls == [] and ins.reports == []
+
+
+def test_a_report_names_the_innermost_frame_that_has_a_line(caplog, monkeypatch):
+    """A frame on an instruction of no line (``lineno`` None) is passed over, not shown as ``:None``."""
+    import traceback
+    import types
+
+    from genloop.kernel.watchdog import Watchdog
+
+    kernel = types.SimpleNamespace(lock=threading.Lock(), stats={"slow_steps": 0}, instruments=())
+    dog = Watchdog.__new__(Watchdog)      # no thread: only the report is under test
+    dog.kernel = kernel
+    stack = [traceback.FrameSummary("app.py", 10, "handler", line="compute()"),
+             traceback.FrameSummary("app.py", None, "compute", line=None)]
+    monkeypatch.setattr(dog, "_stack", lambda task: stack)
+    task = types.SimpleNamespace(id=7, name="sleepy")
+    with caplog.at_level(logging.WARNING, logger="genloop"):
+        dog._report(task, 0.2)
+    assert "at app.py:10 (compute())" in caplog.text and ":None" not in caplog.text
