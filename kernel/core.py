@@ -133,6 +133,7 @@ class Kernel:
         self.interrupted = None             # a KeyboardInterrupt/SystemExit from a worker, for run()
         self.stopping = False               # the root has ended, or interrupted is set: Main stops
         self.turn_time = self.clock.now()   # the clock as Main's current turn began (its drivers set it)
+        self.loop_frame = None              # the Main loop's frame while it turns (the watchdog reads it)
         self.monitor = None                 # the live console, when run() started one
         self._arm_sleep, self._abort_sleep = self._arm_sleep, self._abort_sleep
         self._arm_io, self._abort_io = self.poller.arm, self.poller.abort

@@ -85,6 +85,7 @@ def run(main, *args, clock=None, instruments=(), default_threads=None, io_thread
     finally:
         signals.close()
         set_current_kernel(None)
+        kernel.loop_frame = None       # the loop's frame holds the kernel: no cycle left behind
         if kernel.monitor:
             kernel.monitor.stop()
         if watchdog:

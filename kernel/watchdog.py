@@ -53,7 +53,7 @@ class Watchdog:
 
     def _stepping(self):
         """The task whose step Main is in now, or None (read under the GIL, as Main writes it)."""
-        frame = getattr(self.kernel, "loop_frame", None)
+        frame = self.kernel.loop_frame
         return None if frame is None else frame.f_locals.get("task")
 
     def _report(self, task, seconds):
