@@ -27,6 +27,9 @@ Paths (the same work on every side; the kernel ones are ``bench.micro``'s):
   rpc_client     the same, client measured (against the uvloop server)
   rpc_client_1   the same with one caller
 
+genloop's micro paths run with its slow-step watchdog off (``bench.micro``'s
+``WATCHDOG`` says why): the count is then the same from run to run.
+
 Operations are counted exactly where the work is counted (tasks, messages,
 requests sent); for the rpc paths, where the load runs for a duration, the
 client reports the calls it completed.
@@ -101,7 +104,7 @@ def env() -> dict:
 
 def micro(lib: str, path: str, size_index: int, out: str) -> int:
     bench, scale = MICRO[path], MICRO_SCALES[size_index]
-    subprocess.run([*valgrind(out), "-m", "bench.micro", "--one", lib, bench, "--scale", repr(scale)],
+    subprocess.run([*valgrind(out), "-m", "bench.micro", "--one", lib, bench, "--scale", repr(scale), "--no-watchdog"],
                    cwd=REPO, env=env(), check=True, capture_output=True, timeout=CHILD_TIMEOUT)
     n = sizes(scale)[bench]
     return n * CHECKPOINTS_PER_TASK if bench == "checkpoints" else n

@@ -54,6 +54,12 @@ from genloop.demos.measure.machine import machine
 # Workload sizes (at --scale 1) and shared constants
 # --------------------------------------------------------------------------
 
+#: genloop's slow-step watchdog (a thread that samples Main on the wall
+#: clock) is on, as ``run`` has it; ``bench.callgrind`` turns it off
+#: (``--no-watchdog``): under valgrind, 50 times slower, its samples and the
+#: slow-step reports they make (a step of thousands of spawns is slow there)
+#: would count 50 times over, and differently from run to run.
+WATCHDOG = True
 SPAWN_TASKS = 100_000          # spawn_join: tasks
 PINGPONG_MESSAGES = 200_000    # queue_pingpong: hand-overs (2 per round trip)
 SLEEPERS = 100_000             # sleepers: tasks
@@ -266,6 +272,7 @@ def run_trio(bench: str, arg) -> float:
 
 def run_genloop(bench: str, arg, on_default: bool = False) -> float:
     from genloop.kernel import Dispatchers, Queue, run, sleep, spawn
+    from genloop.kernel.runner import SLOW_STEP
 
     dispatcher = Dispatchers.Default if on_default else None  # None: parent's (Main)
 
@@ -337,7 +344,7 @@ def run_genloop(bench: str, arg, on_default: bool = False) -> float:
         gc.collect()
         return (yield from fn(arg))
 
-    return run(main)
+    return run(main, slow_step=SLOW_STEP if WATCHDOG else None)
 
 
 def run_genloop_default(bench: str, arg) -> float:
@@ -365,7 +372,9 @@ IMPORT_CHECKS = {
 # Child side: one measurement in this (fresh) process
 # --------------------------------------------------------------------------
 
-def child_one(lib: str, bench: str, scale: float, no_gc: bool) -> int:
+def child_one(lib: str, bench: str, scale: float, no_gc: bool, watchdog: bool = True) -> int:
+    global WATCHDOG
+    WATCHDOG = watchdog
     if no_gc:
         gc.disable()
     size = sizes(scale)[bench]
@@ -485,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies the task/message counts")
     ap.add_argument("--no-gc", action="store_true", help="disable the garbage collector (every side)")
     ap.add_argument("--timeout", type=float, default=CHILD_TIMEOUT, help="per-child timeout, seconds")
+    ap.add_argument("--no-watchdog", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--one", nargs=2, metavar=("LIB", "BENCH"), help=argparse.SUPPRESS)
     ap.add_argument("--check", metavar="LIB", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -492,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.check:
         return child_check(a.check)
     if a.one:
-        return child_one(a.one[0], a.one[1], a.scale, a.no_gc)
+        return child_one(a.one[0], a.one[1], a.scale, a.no_gc, not a.no_watchdog)
 
     libs = [x.strip() for x in a.libs.split(",") if x.strip()]
     benches = [x.strip() for x in a.bench.split(",") if x.strip()]
