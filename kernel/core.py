@@ -207,28 +207,12 @@ class Kernel:
         return getattr(self.tls, "pool", None) or self.main_pool
 
     # -- tasks ---------------------------------------------------------------
-    def new_task(self, fn, args, dispatcher, name, parent, group=None, pool=None):
-        """Create a task and queue it on its dispatcher (``pool``: its run queue, if the caller knows it)."""
-        if type(fn) is FunctionType:
-            coro = fn(*args)
-            if type(coro) is not GeneratorType:
-                coro = _checked(coro, fn)
-        else:
-            coro = _coroutine(fn, args)
-        if pool is None:
-            pool = self.pools.get(dispatcher) or self.pool_for(dispatcher)
-        task = Task(self, coro, name, dispatcher, pool, parent, group)
-        self.tasks[task.id] = task     # one dict insert, atomic: no lock (see Task.__init__)
-        if group is not None:
-            group._adopt(task)
-        if self.instruments:
-            for ins in self.instruments:
-                ins.task_spawned(task)
-        if pool is self.main_pool and parent is not None and parent._pool is pool:
-            pool.push_here(task)       # a task on Main spawns from its step, on Main: no thread check
-        else:
-            pool.push(task)
-        return task
+    def new_task(self, fn, args, dispatcher, name, parent, group=None):
+        """Create a task and queue it on ``dispatcher``: the kernel's own spawns (a root, a call's child).
+
+        A task spawns through the SPAWN trap, whose handler does the work.
+        """
+        return self._trap_spawn(parent, (SPAWN, fn, args, dispatcher, name, group))
 
     def wake(self, task, value, exc):
         """Put a claimed, parked task back on its run queue with what it waited for."""
@@ -400,7 +384,7 @@ class Kernel:
         watchers, task._watchers = task._watchers, None
         if lock is not None:
             lock.release()
-        self.tasks.pop(task.id, None)
+        del self.tasks[task.id]        # in the table from its spawn until this, its one end
         if self.instruments:
             for ins in self.instruments:
                 ins.task_exited(task)
@@ -464,11 +448,33 @@ class Kernel:
 
     # -- trap handlers (one per code; the table is ``_handlers``) ------------
     @_handles(SPAWN)
-    def _trap_spawn(self, task, trap):
+    def _trap_spawn(self, parent, trap):
+        """Create the task, queue it on its dispatcher (the parent's if None) and answer it."""
         _, fn, args, dispatcher, name, group = trap
+        if type(fn) is FunctionType:
+            coro = fn(*args)
+            if type(coro) is not GeneratorType:
+                coro = _checked(coro, fn)
+        else:
+            coro = _coroutine(fn, args)
         if dispatcher is None:        # the parent's: its run queue is at hand
-            return self.new_task(fn, args, task.dispatcher, name, task, group, task._pool)
-        return self.new_task(fn, args, dispatcher, name, task, group)
+            dispatcher, pool = parent.dispatcher, parent._pool
+        else:
+            pool = self.pools.get(dispatcher) or self.pool_for(dispatcher)
+        task = Task(self, coro, name, dispatcher, pool, parent, group)
+        self.tasks[task.id] = task     # one dict insert, atomic: no lock (see Task.__init__)
+        if group is not None:
+            group._adopt(task)
+        if self.instruments:
+            for ins in self.instruments:
+                ins.task_spawned(task)
+            pool.push(task)
+        elif pool is self.main_pool and parent is not None and parent._pool is pool:
+            task.state = READY         # MainPool.push_here inlined: a task on Main spawns
+            pool.queue.append(task)    # from its step, on Main, with no thread check
+        else:
+            pool.push(task)
+        return task
 
     @_handles(CURRENT)
     def _trap_current(self, task, trap):
