@@ -48,6 +48,27 @@ def _handles(code):
     return mark
 
 
+class _Alarm:
+    """A function as a timer's action, woken as a task would be: ``wake`` calls it.
+
+    Due timers go to ``Kernel._wake_from_main`` in one list, tasks and
+    functions alike, with no test of kind on the way: an alarm is on no run
+    queue (``_pool``), so it takes the path that calls ``wake``.
+    """
+
+    __slots__ = ("fn",)
+    _pool = None
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def wake(self):
+        self.fn()
+
+    def __repr__(self):
+        return getattr(self.fn, "__qualname__", repr(self.fn))
+
+
 def _call(fn, args):
     """A plain call dressed as a coroutine, so it can be stepped on any pool."""
     return fn(*args)
@@ -528,6 +549,8 @@ class Kernel:
     def add_timer(self, deadline, action) -> tuple:
         """Schedule ``action`` (a task to wake, or a function) at ``deadline``, from any thread."""
         timers, main = self.timers, self.main_pool
+        if not isinstance(action, Task):
+            action = _Alarm(action)
         if main.on_own_thread():
             return timers.add(deadline, action)
         entry = timers.entry(deadline, action)
@@ -667,19 +690,18 @@ class Kernel:
                 ins.after_poll(len(woken))
             self._wake_from_main(woken)
         if self.timers.count:
-            for action in self.timers.pop_due(self.clock.now()):
-                if isinstance(action, Task):
-                    self._wake_from_main((action,))
-                else:
-                    action()
+            due = self.timers.pop_due(self.clock.now())
+            if due:
+                self._wake_from_main(due)
 
     def _wake_from_main(self, tasks):
         """``wake`` by Main itself (its poller, its timers): a task of Main's goes straight on its queue.
 
         One hop, with no thread check and no call per task: the driver calls
         ``tick`` on Main. These tasks resume with nothing (``_value`` and
-        ``_exc`` are None while a task is parked). With instruments (the
-        stepper's among them) every wake goes through ``wake``.
+        ``_exc`` are None while a task is parked). Any other (on another
+        pool, or with instruments, the stepper's among them) is woken by its
+        ``wake``, which is also how a timer's function (an ``_Alarm``) runs.
         """
         main = self.main_pool
         queue = main.queue
@@ -690,7 +712,7 @@ class Kernel:
                 task.state = READY
                 queue.append(task)
             else:
-                self.wake(task, None, None)
+                task.wake()
 
     def forget_fd(self, f):
         """Tell the poller ``f`` is about to close; its waiters get ``ClosedResourceError``."""
