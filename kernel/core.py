@@ -38,12 +38,13 @@ _HANDED = object()    # _watchers_op's answer: only Main may do that
 _HANDLERS = {}
 
 
-def _handles(code):
-    """Mark a ``Kernel`` method as the handler of trap ``code``."""
+def _handles(*codes):
+    """Mark a ``Kernel`` method as the handler of the traps ``codes``."""
     def mark(method):
-        if code in _HANDLERS:
-            raise RuntimeError(f"trap code {code} has two handlers")
-        _HANDLERS[code] = method.__name__
+        for code in codes:
+            if code in _HANDLERS:
+                raise RuntimeError(f"trap code {code} has two handlers")
+            _HANDLERS[code] = method.__name__
         return method
     return mark
 
@@ -156,8 +157,11 @@ class Kernel:
         self.turn_time = self.clock.now()   # the clock as Main's current turn began (its drivers set it)
         self.loop_frame = None              # the Main loop's frame while it turns (the watchdog reads it)
         self.monitor = None                 # the live console, when run() started one
-        self._arm_sleep, self._abort_sleep = self._arm_sleep, self._abort_sleep
-        self._arm_io, self._abort_io = self.poller.arm, self.poller.abort
+        # The arm and abort of the waits whose trap does not carry them, by
+        # trap code (see ``park``); bound once. I/O's are the poller's own.
+        self._waits = tuple({SLEEP: (self._arm_sleep, self._abort_sleep),
+                             IO: (self.poller.arm, self.poller.abort)}.get(code)
+                            for code in range(len(TRAP_CODES)))
         self.poller.poke = self.main_pool.poke
         self._handlers = tuple(getattr(self, _HANDLERS[code]) for code in range(len(TRAP_CODES)))
 
@@ -347,18 +351,25 @@ class Kernel:
         task._cancelled = True
         return Cancelled()
 
-    @_handles(PARK)
+    @_handles(PARK, SLEEP, IO)
     def park(self, task, trap, arm=None, abort=None):
         """Suspend ``task`` in a wait structure; a pending cancel is delivered instead.
 
         ``arm(task)`` records the task (or returns a value to resume at once);
         ``abort(task)`` undoes it. See ``traps.park`` for the protocol. A task
         on Main parks without a lock: its wait state is Main's alone (see Task).
-        This is also the handler of the PARK trap, every primitive's wait,
-        which carries its own arm and abort: no call in between.
+
+        This is also the handler of the three wait traps, the kernel's one
+        kind of suspension (as trio has): a PARK trap, every primitive's
+        wait, carries its own arm and abort; a sleep's and an I/O wait's are
+        the kernel's, looked up by code (``_waits``). No call in between.
         """
         if arm is None:
-            arm, abort = trap[1], trap[2]
+            wait = self._waits[trap[0]]
+            if wait is None:
+                arm, abort = trap[1], trap[2]
+            else:
+                arm, abort = wait
         lock = None if task._pool is self.main_pool else task._lock
         if lock is not None:
             lock.acquire()
@@ -529,10 +540,6 @@ class Kernel:
     # Sleeps and I/O waits are the hot waits: their arm/abort are bound once
     # (in __init__) and read what they need from ``task.trap``, so a wait
     # allocates no closures. ``task._waiting`` holds the timer entry.
-    @_handles(SLEEP)
-    def _trap_sleep(self, task, trap):
-        return self.park(task, trap, self._arm_sleep, self._abort_sleep)
-
     def _arm_sleep(self, task):
         deadline = self.clock.now() + task.trap[1]    # from now, not from the turn's start
         if task._pool is self.main_pool:       # on Main: the timers are ours
@@ -586,10 +593,6 @@ class Kernel:
             return False
         task.wake_exc(exc)
         return True
-
-    @_handles(IO)
-    def _trap_io(self, task, trap):
-        return self.park(task, trap, self._arm_io, self._abort_io)   # the poller's own arm and abort
 
     @_handles(SWITCH)
     def _trap_switch(self, task, trap):

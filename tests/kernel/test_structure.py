@@ -34,9 +34,10 @@ def _kernel():
 
 
 def test_the_trap_table_maps_each_code_to_its_handler():
-    expected = {traps.SPAWN: "_trap_spawn", traps.JOIN: "_trap_join", traps.SLEEP: "_trap_sleep",
-                traps.CURRENT: "_trap_current", traps.IO: "_trap_io", traps.CALL: "_trap_call",
-                traps.SWITCH: "_trap_switch", traps.PARK: "park"}   # park is the PARK trap's own handler
+    # park is the handler of every wait: a primitive's (PARK), a sleep, an I/O wait
+    expected = {traps.SPAWN: "_trap_spawn", traps.JOIN: "_trap_join", traps.SLEEP: "park",
+                traps.CURRENT: "_trap_current", traps.IO: "park", traps.CALL: "_trap_call",
+                traps.SWITCH: "_trap_switch", traps.PARK: "park"}
     assert sorted(expected) == sorted(traps.TRAP_CODES) == list(range(len(expected)))
     table = _kernel()._handlers
     assert {code: table[code].__name__ for code in traps.TRAP_CODES} == expected
@@ -49,8 +50,8 @@ def test_the_table_is_keyed_by_code_not_by_the_order_of_the_handlers(monkeypatch
     shuffled = dict(reversed(list(core._HANDLERS.items())))
     monkeypatch.setattr(core, "_HANDLERS", shuffled)
     table = _kernel()._handlers
-    assert table[traps.SLEEP].__name__ == "_trap_sleep"
-    assert table[traps.IO].__name__ == "_trap_io"
+    assert table[traps.SPAWN].__name__ == "_trap_spawn"
+    assert table[traps.JOIN].__name__ == "_trap_join"
 
 
 def test_a_park_carries_its_own_description():
