@@ -125,7 +125,13 @@ def _name_of(fn):
 
 
 class Kernel:
-    """One kernel per ``run``: its tasks, pools, timers and poller."""
+    """One kernel per ``run``: its tasks, pools, timers and poller.
+
+    Every attribute is set in ``__init__``, at most 30, and none through
+    ``__dict__``: CPython 3.11+ then keeps them in the class's shared layout,
+    so the hot paths' reads of the kernel stay slot reads, not dict lookups
+    (``test_the_kernels_attributes_stay_in_its_class_layout``).
+    """
 
     def __init__(self, *, clock=None, instruments=(), make_pool, make_limited, main_pool, thread_sizes=None):
         self.clock = clock or MonotonicClock()
@@ -157,6 +163,8 @@ class Kernel:
         self.turn_time = self.clock.now()   # the clock as Main's current turn began (its drivers set it)
         self.loop_frame = None              # the Main loop's frame while it turns (the watchdog reads it)
         self.monitor = None                 # the live console, when run() started one
+        self.graceful_stop = None           # kernel.signals' state: the stop under way, its hooks
+        self.signal_hub = None              # kernel.signals' handlers, when run() is on the main thread
         # The arm and abort of the waits whose trap does not carry them, by
         # trap code (see ``park``); bound once. I/O's are the poller's own.
         self._waits = tuple({SLEEP: (self._arm_sleep, self._abort_sleep),

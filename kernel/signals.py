@@ -88,10 +88,12 @@ def _state(kernel=None) -> _Stop:
     kernel = kernel or current_kernel()
     if kernel is None:
         raise RuntimeError("no kernel is running on this thread")
-    state = kernel.__dict__.get("graceful_stop")
+    state = kernel.graceful_stop
     if state is None:
         with _state_lock:
-            state = kernel.__dict__.setdefault("graceful_stop", _Stop())
+            if kernel.graceful_stop is None:
+                kernel.graceful_stop = _Stop()
+            state = kernel.graceful_stop
     return state
 
 
@@ -212,7 +214,7 @@ def signal_receiver(*signums) -> SignalReceiver:
     process's main thread; elsewhere it raises ``RuntimeError``.
     """
     kernel = current_kernel()
-    hub = kernel and kernel.__dict__.get("signal_hub")
+    hub = kernel and kernel.signal_hub
     if hub is None or not hub.live:
         raise RuntimeError("signals reach only a kernel that run() started on the process's main thread")
     if threading.current_thread() is not threading.main_thread():
