@@ -13,6 +13,7 @@ T = TypeVar("T")
 
 _copy = contextvars.Context.copy   # unbound: no method object per spawn
 _gen_send = GeneratorType.send
+_get_ident = threading.get_ident
 
 # Task states, as ``Task.state`` reports them.
 NEW, READY, RUNNING, WAITING, DONE = "new", "ready", "running", "waiting", "done"
@@ -173,7 +174,12 @@ class Task(Generic[T]):
             return kernel.wake(self, value, None)
         self._value = value       # Kernel.wake inlined: this is every primitive's hot path
         self._abort = None        # (parked, so _exc is None already: a step clears it)
-        self._pool.push(self)
+        pool = self._pool
+        if pool is kernel.main_pool and _get_ident() == pool.ident:
+            self.state = READY    # MainPool.push inlined, for a waker on Main itself
+            pool.queue.append(self)
+        else:
+            pool.push(self)
 
     def wake_here(self, value=None):
         """``wake``, by code that runs on Main, of a task on Main: no thread check.
