@@ -699,7 +699,8 @@ class Kernel:
             self.stats["polls"] += 1
             for ins in instruments:
                 ins.after_poll(len(woken))
-            self._wake_from_main(woken)
+            if woken:
+                self._wake_from_main(woken)
         if self.timers.count:
             due = self.timers.pop_due(self.clock.now())
             if due:
