@@ -8,6 +8,8 @@ from sortedcontainers import SortedList
 #: out), and each insert and removal moves half a sublist: at 200 a sleep's
 #: add and fire cost ~6.9k instructions less (callgrind, 4,000 timers).
 LOAD = 200
+#: Due timers taken one by one before ``pop_due`` looks whether all are due.
+BURST = 16
 
 
 class Timers:
@@ -66,10 +68,13 @@ class Timers:
         One at a time from the front, through the two calls of SortedList
         that need no positional index (``[0]`` and ``pop(0)``). A bisect, a
         slice or ``del`` of a slice builds that index, which every later add
-        and removal then keeps up, and which the churn of timers invalidates
-        and rebuilds again and again: measured with callgrind, this way costs
-        13k instructions less per timer when each poll finds one due, and
-        about the same (1.5k more) when it finds a hundred.
+        then keeps up and the churn of timers invalidates and rebuilds again
+        and again. A burst (the ``BURST``-th due timer of one call) looks at
+        the last deadline: if every timer is due, it takes the rest in one
+        pass and empties the list. Measured with callgrind (a timer's add
+        included): 13k instructions less per timer than bisect and slice when
+        each poll finds one due, 1.5k more when it finds a hundred, the same
+        when it finds them all.
         """
         lst = self._list
         due = []
@@ -77,6 +82,10 @@ class Timers:
         while left and lst[0][0] <= now:
             due.append(lst.pop(0)[2])
             left -= 1
+            if len(due) == BURST and left and lst[-1][0] <= now:
+                due += [entry[2] for entry in lst]
+                lst.clear()
+                left = 0
         self.count = left
         return due
 
