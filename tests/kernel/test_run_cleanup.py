@@ -226,7 +226,10 @@ def test_tasks_spawned_during_shutdown_are_cancelled_too(monkeypatch):
 
 @pytest.mark.concurrency
 def test_shutdown_ends_as_soon_as_the_last_worker_task_ends(monkeypatch):
-    monkeypatch.setattr(runner, "SHUTDOWN_GRACE", 1.0, raising=False)
+    # A grace far above the bound below: a shutdown that waited for it fails
+    # clearly, and one slowed by a loaded machine (0.59 s seen once in 200
+    # runs with a 1 s grace and a 0.5 s bound) does not.
+    monkeypatch.setattr(runner, "SHUTDOWN_GRACE", 5.0, raising=False)
     release = threading.Event()
     main_done = threading.Event()
     log = []
@@ -252,7 +255,7 @@ def test_shutdown_ends_as_soon_as_the_last_worker_task_ends(monkeypatch):
     run(main, instruments=[ReleaseWhenMainPolls()], slow_step=None)
     elapsed = time.monotonic() - start
     assert log == ["worker cleaned up"]
-    assert elapsed < 0.5, f"run() took {elapsed:.2f} s to notice the last task had ended"
+    assert elapsed < 2.5, f"run() took {elapsed:.2f} s to notice the last task had ended"
 
 
 @pytest.mark.concurrency
