@@ -46,7 +46,13 @@ class _Fd:
     ``sys.stdin.buffer``, are one fd with one set of waiters. The first waiter
     of each direction has its own slots; waiters through other objects (rare)
     go to ``more``, so the common case stays at ~100 bytes, which C10K
-    multiplies.
+    multiplies. ``reader_obj`` (``writer_obj``) means something only while
+    there is a ``reader`` (``writer``): ``poll`` leaves it behind.
+
+    ``can_read`` (``can_write``) says a wait for that direction returns at
+    once: an edge came while nobody waited (the next wait consumes it), or a
+    hang-up or an error ended the direction (``ended``: then it stays, since
+    no edge comes after it). One test on the common path covers both.
     """
 
     __slots__ = ("fd", "obj", "reader", "writer", "reader_obj", "writer_obj", "more", "can_read", "can_write",
@@ -59,7 +65,7 @@ class _Fd:
         self.reader_obj = self.writer_obj = None
         self.more = None                # [mode, obj, task] of further waiters, through other objects
         self.can_read = self.can_write = False
-        self.ended = 0   # 1 << mode for each direction a hang-up or an error ended: no edge comes after it
+        self.ended = 0   # 1 << mode for each direction a hang-up or an error ended
 
     def waiter(self, mode):
         return self.writer if mode else self.reader
@@ -72,6 +78,15 @@ class _Fd:
             self.writer, self.writer_obj = task, obj
         else:
             self.reader, self.reader_obj = task, obj
+
+    def end(self, ev):
+        """A hang-up or an error (``ev``): the directions it ends are ready for good."""
+        if ev & _ENDS_READ:
+            self.ended |= 1
+            self.can_read = True
+        if ev & _ENDS_WRITE:
+            self.ended |= 2
+            self.can_write = True
 
     def take_more(self, mode) -> list:
         """Remove and return the further waiters for ``mode``."""
@@ -99,30 +114,58 @@ class Poller:
 
     ``arm``/``abort`` follow the kernel's park protocol; ``wake_main`` breaks a
     blocking ``poll`` from another thread through an eventfd (a pipe where
-    there is none).
+    there is none). This class is epoll's; where there is none, ``Poller()``
+    makes a ``_SelectorPoller``, which overrides the calls to the system.
     """
+
+    def __new__(cls):
+        if cls is Poller and not _EPOLL:
+            cls = _SelectorPoller
+        return object.__new__(cls)
 
     def __init__(self):
         self._lock = threading.Lock()
         self._fds = {}
         self.waiting = 0
         self.poke = None               # the kernel's: breaks Main's select() for a new waiter
-        if _EPOLL:
-            self._ep = select.epoll()
-            self._sel = None
-        else:  # pragma: no cover - off Linux
-            self._ep = None
-            self._sel = selectors.DefaultSelector()
         if hasattr(os, "eventfd"):
             self._wake_r = self._wake_w = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         else:  # pragma: no cover
             self._wake_r, self._wake_w = os.pipe()
             os.set_blocking(self._wake_r, False)
             os.set_blocking(self._wake_w, False)
-        if self._ep is not None:
-            self._ep.register(self._wake_r, select.EPOLLIN)
-        else:  # pragma: no cover
-            self._sel.register(self._wake_r, selectors.EVENT_READ)
+        self._open()
+
+    # -- the system's side (``_SelectorPoller`` overrides these) -------------
+    def _open(self):
+        self._ep = select.epoll()
+        self._ep.register(self._wake_r, select.EPOLLIN)
+
+    def _events(self, timeout) -> list:
+        return self._ep.poll(-1 if timeout is None else timeout, MAX_EVENTS)
+
+    def _watch(self, fd):
+        """Register ``fd`` for both directions, edge-triggered, for good."""
+        try:
+            self._ep.register(fd, _MASK)
+        except FileExistsError:
+            self._ep.modify(fd, _MASK)
+
+    def _rewatch(self, fd):
+        """Register ``fd`` again: it may be a new file under a known number."""
+        try:
+            self._ep.modify(fd, _MASK)
+        except FileNotFoundError:
+            self._ep.register(fd, _MASK)
+
+    def _unwatch(self, fd):
+        try:
+            self._ep.unregister(fd)
+        except (OSError, KeyError, ValueError):
+            pass  # closed already: epoll dropped it by itself
+
+    def _close(self):
+        self._ep.close()
 
     # -- waiting -------------------------------------------------------------
     # ``arm`` and ``abort`` are the kernel's park protocol for an I/O trap
@@ -141,15 +184,13 @@ class Poller:
             elif type(f) is int or st.obj is not f:
                 # A bare number, or another object than last time, may name a
                 # new file since (closing a file drops it from epoll): re-arm
-                # the fd (one epoll_ctl); its waiters stay. Waiting again
+                # the fd (one system call); its waiters stay. Waiting again
                 # through the same file object costs no system call.
                 self._rearm(st)
                 st.obj = f
-            if st.ended >> mode & 1:   # a hang-up stays: its waits all return at once
-                return None
             if mode:
-                if st.can_write:       # an edge came with nobody waiting: consume it
-                    st.can_write = False
+                if st.can_write:       # an edge came with nobody waiting (consumed), or the end (it stays)
+                    st.can_write = st.ended & 2 != 0
                     return None
                 if st.writer is None:
                     st.writer, st.writer_obj = task, f
@@ -157,19 +198,15 @@ class Poller:
                     self._add_more(st, task, f, mode)
             else:
                 if st.can_read:
-                    st.can_read = False
+                    st.can_read = st.ended & 1 != 0
                     return None
                 if st.reader is None:
                     st.reader, st.reader_obj = task, f
                 else:
                     self._add_more(st, task, f, mode)
             self.waiting += 1
-            if self._sel is not None:  # pragma: no cover
-                self._sel_update(st)
         finally:
             self._lock.release()
-        if self._sel is not None:  # pragma: no cover - select() must be re-entered to see a new waiter
-            self.poke()
         return PARKED
 
     def _add_more(self, st, task, f, mode):
@@ -209,31 +246,19 @@ class Poller:
 
     def _register(self, fd, f):
         st = _Fd(fd, f)
-        if self._ep is not None:
-            try:
-                self._ep.register(fd, _MASK)
-            except FileExistsError:
-                self._ep.modify(fd, _MASK)
+        self._watch(fd)
         self._fds[fd] = st
         return st
 
     def _rearm(self, st):
-        st.ended = 0       # perhaps a new file under the old number: its hang-up is not ours
-        if self._ep is not None:
-            try:
-                self._ep.modify(st.fd, _MASK)
-            except FileNotFoundError:
-                self._ep.register(st.fd, _MASK)
+        # Perhaps a new file under the old number: its hang-up is not ours.
+        if st.ended & 1:
+            st.can_read = False
+        if st.ended & 2:
+            st.can_write = False
+        st.ended = 0
+        self._rewatch(st.fd)
         return st
-
-    def _unregister(self, fd):
-        try:
-            if self._ep is not None:
-                self._ep.unregister(fd)
-            else:  # pragma: no cover
-                self._sel.unregister(fd)
-        except (OSError, KeyError, ValueError):
-            pass  # closed already: epoll dropped it by itself
 
     def forget(self, f) -> list:
         """Stop watching ``f`` before it is closed; return its waiters, each with an error.
@@ -247,7 +272,7 @@ class Poller:
             st = self._fds.pop(fd, None)
             if st is None:
                 return []
-            self._unregister(fd)
+            self._unwatch(fd)
             woken = [t for _, t in st.tasks()]
             self.waiting -= len(woken)
         finally:
@@ -258,61 +283,50 @@ class Poller:
     # -- polling (Main only) -------------------------------------------------
     def poll(self, timeout):
         """Wait up to ``timeout`` seconds (None: forever); return the tasks to wake."""
-        sel = self._sel
-        if sel is None:
-            events = self._ep.poll(-1 if timeout is None else timeout, MAX_EVENTS)
-        else:  # pragma: no cover
-            events = [(k.fd, (_SEL_IN if m & selectors.EVENT_READ else 0) | (_SEL_OUT if m & selectors.EVENT_WRITE else 0))
-                      for k, m in sel.select(timeout)]
+        events = self._events(timeout)
         woken = []
         if not events:
             return woken
-        wake_r = self._wake_r
         self._lock.acquire()
         try:
             fds = self._fds
             for fd, ev in events:
-                if fd == wake_r:
-                    try:
-                        os.read(wake_r, 8)
-                    except BlockingIOError:
-                        pass
-                    continue
                 st = fds.get(fd)
                 if st is None:
+                    if fd == self._wake_r:
+                        self._drain_wake()
                     continue
                 if ev & _ENDS:
                     # Edge-triggered: the data and the hang-up that ends it may come
                     # in one event; a reader that takes the data and waits again
                     # would then wait for ever. The hang-up stays (see arm).
-                    st.ended |= (1 if ev & _ENDS_READ else 0) | (2 if ev & _ENDS_WRITE else 0)
+                    st.end(ev)
                 if ev & _IN:
                     if st.reader is None:
                         st.can_read = True
                     else:
                         woken.append(st.reader)
-                        st.reader = st.reader_obj = None
-                        self.waiting -= 1
+                        st.reader = None
                         if st.more:
-                            more = st.take_more(0)
-                            woken += more
-                            self.waiting -= len(more)
+                            woken += st.take_more(0)
                 if ev & _OUT:
                     if st.writer is None:
                         st.can_write = True
                     else:
                         woken.append(st.writer)
-                        st.writer = st.writer_obj = None
-                        self.waiting -= 1
+                        st.writer = None
                         if st.more:
-                            more = st.take_more(1)
-                            woken += more
-                            self.waiting -= len(more)
-                if sel is not None:  # pragma: no cover
-                    self._sel_update(st)
+                            woken += st.take_more(1)
+            self.waiting -= len(woken)
         finally:
             self._lock.release()
         return woken
+
+    def _drain_wake(self):
+        try:
+            os.read(self._wake_r, 8)
+        except BlockingIOError:
+            pass
 
     def wake_main(self):
         """Break a blocking ``poll`` (from any thread)."""
@@ -327,23 +341,70 @@ class Poller:
             return [(st.fd, mode, t) for st in self._fds.values() for mode, t in st.tasks()]
 
     def close(self):
-        if self._ep is not None:
-            self._ep.close()
-        else:  # pragma: no cover
-            self._sel.close()
+        self._close()
         os.close(self._wake_r)
         if self._wake_w != self._wake_r:  # pragma: no cover
             os.close(self._wake_w)
 
-    def _sel_update(self, st):  # pragma: no cover - selectors fallback is level-triggered
-        events = (selectors.EVENT_READ if st.reader else 0) | (selectors.EVENT_WRITE if st.writer else 0)
+
+class _SelectorPoller(Poller):  # pragma: no cover - where there is no epoll (tests force it on Linux)
+    """The ``selectors`` fallback: level-triggered, so an fd is selected only while someone waits on it.
+
+    Its events are mapped to epoll's bits, with no hang-up flags; every arm
+    and poll brings the fd's selected directions up to date, and a new
+    waiter re-enters Main's ``select()`` (``poke``).
+    """
+
+    def _open(self):
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._wake_r, selectors.EVENT_READ)
+
+    def _events(self, timeout) -> list:
+        self._selected = [(k.fd, (_SEL_IN if m & selectors.EVENT_READ else 0) |
+                           (_SEL_OUT if m & selectors.EVENT_WRITE else 0)) for k, m in self._sel.select(timeout)]
+        return self._selected
+
+    def _watch(self, fd):
+        pass             # selected while waited on (``_update``)
+
+    _rewatch = _watch
+
+    def _unwatch(self, fd):
         try:
-            if events:
-                try:
-                    self._sel.modify(st.fd, events)
-                except KeyError:
-                    self._sel.register(st.fd, events)
-            else:
-                self._sel.unregister(st.fd)
+            self._sel.unregister(fd)
         except (KeyError, ValueError, OSError):
             pass
+
+    def _close(self):
+        self._sel.close()
+
+    def arm(self, task):
+        fd = _fileno(task.trap[1])      # read first: once parked, the task is its waker's
+        got = Poller.arm(self, task)
+        if got is PARKED:
+            self._update(fd)
+            self.poke()
+        return got
+
+    def poll(self, timeout):
+        woken = Poller.poll(self, timeout)
+        for fd, _ in self._selected:
+            if fd != self._wake_r:
+                self._update(fd)
+        return woken
+
+    def _update(self, fd):
+        with self._lock:
+            st = self._fds.get(fd)
+            events = 0 if st is None else \
+                (selectors.EVENT_READ if st.reader else 0) | (selectors.EVENT_WRITE if st.writer else 0)
+            try:
+                if events:
+                    try:
+                        self._sel.modify(fd, events)
+                    except KeyError:
+                        self._sel.register(fd, events)
+                else:
+                    self._sel.unregister(fd)
+            except (KeyError, ValueError, OSError):
+                pass

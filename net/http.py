@@ -109,6 +109,18 @@ def _check_target(method, target):
         raise _Reject(400)
 
 
+# What ``_Connection.seen`` records of a request's head: its ``Host`` fields
+# counted in the low bits (``max_head`` bounds their number far below 2**32),
+# and the rarer fields that change how it is read as flags above them. The
+# usual head has one ``Host`` and none of the rest: ``seen == 1``.
+_HOSTS = (1 << 32) - 1
+_CONNECTION = 1 << 32       # a Connection field: the version must be asked for
+_EXPECT = 1 << 33           # Expect: 100-continue
+_CHUNKED = 1 << 34          # Transfer-Encoding
+#: Lengths of the field names ``_Connection._note`` looks at (``Host`` aside).
+_NOTED_LENGTHS = frozenset(map(len, (b"connection", b"content-length", b"expect", b"transfer-encoding")))
+
+
 class _Connection:
     """The parser's callbacks and the state of a connection with a request in hand.
 
@@ -118,7 +130,9 @@ class _Connection:
     ``on_message_begin``: a request begins with the first part of its target,
     which every request has; ``HttpService._parse`` marks the rarer slice that
     ends inside a method). ``request`` is the request being parsed, built as
-    its parts arrive. ``deadline`` is how long the connection may keep
+    its parts arrive; ``seen`` what its head held that matters to the
+    server (see ``_HOSTS``): the usual head is checked in a few steps, any
+    other by ``_check_head``. ``deadline`` is how long the connection may keep
     waiting (infinite while it is busy); the sweeper reads it. ``error`` is
     the status a request that cannot be parsed gets; ``upgrading`` the
     request the parser stopped at because it asked to switch protocols,
@@ -132,8 +146,7 @@ class _Connection:
 
     __slots__ = ("parser", "stream", "max_head", "max_body", "ready", "out", "pending", "error",
                  "in_message", "in_head", "head_size", "head_read", "head_deadline", "deadline",
-                 "request", "body", "body_size", "expect", "hosts", "chunked", "connection_field",
-                 "pending_continue", "upgrading", "rest")
+                 "request", "seen", "body", "body_size", "pending_continue", "upgrading", "rest")
 
     def __init__(self, max_head, max_body, stream):
         self.parser = HttpRequestParser(self)
@@ -142,13 +155,18 @@ class _Connection:
         self.max_body = max_body
         self.ready = []
         self.out = []
-        self.pending = 0
-        self.error = self.upgrading = self.request = None
+        self.pending = self.body_size = self.seen = 0
+        self.error = self.upgrading = self.request = self.body = None
         self.rest = b""
         self.in_message = self.in_head = self.pending_continue = False
         self.head_size = self.head_read = 0
         self.head_deadline = 0.0
         self.deadline = _INF
+
+    @property
+    def chunked(self) -> bool:
+        """The request being parsed (or the last one) has a ``Transfer-Encoding``."""
+        return bool(self.seen & _CHUNKED)
 
     # -- the parser's callbacks ---------------------------------------------
     def on_url(self, part):
@@ -157,57 +175,70 @@ class _Connection:
             self.request = request = _new(Request)
             request.target = part
             request.headers = Headers()
-            self.body = None
-            self.body_size = self.hosts = 0
-            self.expect = self.connection_field = self.chunked = False
+            self.seen = self.body_size = 0
+            self.head_size = len(part)
             self.in_message = self.in_head = True
         else:
             request.target += part
-        self.head_size += len(part)
+            self.head_size += len(part)
         if self.head_size > self.max_head:
             raise _Reject(414)
 
     def on_header(self, name, value):
-        self.head_size += len(name) + len(value) + 4
+        n = len(name)
+        self.head_size += n + len(value) + 4
         if self.head_size > self.max_head:
             raise _Reject(431)
-        n = len(name)
-        if n == 4:
-            if name == b"Host" or name.lower() == b"host":
-                self.hosts += 1
-        elif n == 10:
-            self.connection_field = self.connection_field or name.lower() == b"connection"
-        elif n == 14 and self.max_body is not None and name.lower() == b"content-length":
-            if int(value) > self.max_body:
-                raise _Reject(413)
-        elif n == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
-            self.expect = True
-        elif n == 17 and name.lower() == b"transfer-encoding":
-            self.chunked = True
+        if n == 4 and (name == b"Host" or name.lower() == b"host"):
+            self.seen += 1
+        elif n in _NOTED_LENGTHS:
+            self._note(name.lower(), value)
         self.request.headers.append((name, value))
+
+    def _note(self, name, value):
+        """A field, ``name`` in lower case, that may change how the request is read."""
+        if name == b"connection":
+            self.seen |= _CONNECTION
+        elif name == b"content-length":
+            if self.max_body is not None and int(value) > self.max_body:
+                raise _Reject(413)
+        elif name == b"expect":
+            if value.lower() == b"100-continue":
+                self.seen |= _EXPECT
+        elif name == b"transfer-encoding":
+            self.seen |= _CHUNKED
 
     def on_headers_complete(self):
         parser = self.parser
         request = self.request
         keep_alive = request.keep_alive = parser.should_keep_alive()
-        # llhttp takes HTTP/0.9, 1.0, 1.1 and 2.0 only, and keeps only 1.1
-        # alive without a Connection field: that spares get_http_version (0.15 us).
-        version = request.version = "1.1" if keep_alive and not self.connection_field else parser.get_http_version()
         method = parser.get_method()
         request.method = _METHODS.get(method) or method.decode("latin-1")
+        # llhttp takes HTTP/0.9, 1.0, 1.1 and 2.0 only, and keeps only 1.1
+        # alive without a Connection field: that spares get_http_version (0.15 us).
+        if keep_alive and self.seen == 1 and request.target[0] == 47:   # one Host; origin-form ("/...")
+            request.version = "1.1"
+        else:
+            self._check_head(request, method, keep_alive)
+        self.in_head = False
+        self.head_read = 0
+        self.head_deadline = 0.0
+
+    def _check_head(self, request, method, keep_alive):
+        """The head of any but the usual request: its version, its ``Host`` fields, its target, ``Expect``."""
+        seen = self.seen
+        version = request.version = "1.1" if keep_alive and not seen & _CONNECTION else self.parser.get_http_version()
+        hosts = seen & _HOSTS
         if version != "1.1":
             if version != "1.0":
                 raise _Reject(505)
-            if self.chunked or self.hosts > 1:      # RFC 9112 6.1; RFC 9110 7.2
+            if seen & _CHUNKED or hosts > 1:        # RFC 9112 6.1; RFC 9110 7.2
                 raise _Reject(400)
-        elif self.hosts != 1:
+        elif hosts != 1:
             raise _Reject(400)
         if request.target[0] != 47:                 # not origin-form ("/..."): the rare kinds
             _check_target(method, request.target)
-        self.in_head = False
-        self.head_size = self.head_read = 0
-        self.head_deadline = 0.0
-        if self.expect and version == "1.1":
+        if seen & _EXPECT and version == "1.1":
             self.pending_continue = True
 
     def on_body(self, part):
@@ -222,7 +253,11 @@ class _Connection:
     def on_message_complete(self):
         request = self.request          # take_request, inlined: a call fewer per request
         body = self.body
-        request.body = b"" if body is None else b"".join(body)
+        if body is None:
+            request.body = b""
+        else:
+            request.body = b"".join(body)
+            self.body = None
         self.request = None
         self.in_message = self.pending_continue = False
         self.ready.append(request)

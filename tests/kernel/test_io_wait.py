@@ -289,6 +289,34 @@ def test_a_new_socket_reusing_a_closed_sockets_fd_works():
     assert run(main) == b"2"
 
 
+def test_a_hang_up_does_not_carry_over_to_a_new_socket_under_its_number():
+    """A hang-up makes every later wait on its fd return at once, until a new file takes the number."""
+    def main():
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        t = yield from spawn(wait_readable, a)
+        yield from until(lambda: t.state == "waiting", what="reader parked")
+        b.close()                            # the hang-up wakes the reader...
+        yield from timeout_after(2, t.join)
+        yield from timeout_after(2, wait_readable, a)   # ...and every wait after it
+        old = a.fileno()
+        a.close()                            # without notify_closing: the poller still knows the number
+        c, d = socket.socketpair()
+        try:
+            assert old in (c.fileno(), d.fileno())
+            reader, writer = (c, d) if c.fileno() == old else (d, c)
+            t = yield from spawn(wait_readable, reader)
+            yield from until(lambda: t.state == "waiting" or t.done, what="reader parked or done")
+            assert not t.done, "the new socket's first wait returned at once"
+            writer.send(b"x")
+            yield from timeout_after(2, t.join)
+        finally:
+            c.close()
+            d.close()
+
+    run(main)
+
+
 def test_a_new_pipe_reusing_a_closed_pipes_fd_works():
     def main():
         r, w = os.pipe()

@@ -175,3 +175,13 @@ def test_head_http_1_0_keep_alive_and_the_app_s_connection_close_are_framed_as_a
     assert answers[0][1][b"content-length"] == b"6"             # "HEAD /", not sent
     assert answers[1][1][b"connection"] == b"keep-alive"
     assert answers[2][1][b"connection"] == b"close"
+
+
+def test_what_one_head_said_does_not_carry_over_to_the_next(app):
+    # A chunked 1.1 request, then a 1.0 one (where Transfer-Encoding is an
+    # error), then a 1.1 one without Host: each head is judged alone.
+    chunked = ("POST", b"POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    with serving(app) as server:
+        answers, left = exchange(server.port, [chunked, request("GET", "/old", "Connection: keep-alive", version="1.0"),
+                                               request("GET", "/no-host", "Connection: close")])
+    assert [(s, b) for s, _, b in answers] == [(200, b"POST /a"), (200, b"GET /old"), (400, b"")] and left == b""
