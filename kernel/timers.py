@@ -8,8 +8,9 @@ from sortedcontainers import SortedList
 #: out), and each insert and removal moves half a sublist: at 200 a sleep's
 #: add and fire cost ~6.9k instructions less (callgrind, 4,000 timers).
 LOAD = 200
-#: Due timers taken one by one before ``pop_due`` looks whether all are due.
+#: Due timers ``pop_due`` takes one by one before it takes the rest in one cut.
 BURST = 16
+_INF = float("inf")
 
 
 class Timers:
@@ -66,15 +67,14 @@ class Timers:
         """Remove and return the actions whose deadline is ``now`` or earlier, in order.
 
         One at a time from the front, through the two calls of SortedList
-        that need no positional index (``[0]`` and ``pop(0)``). A bisect, a
+        that need no positional index (``[0]`` and ``pop(0)``): a bisect, a
         slice or ``del`` of a slice builds that index, which every later add
         then keeps up and the churn of timers invalidates and rebuilds again
-        and again. A burst (the ``BURST``-th due timer of one call) looks at
-        the last deadline: if every timer is due, it takes the rest in one
-        pass and empties the list. Measured with callgrind (a timer's add
-        included): 13k instructions less per timer than bisect and slice when
-        each poll finds one due, 1.5k more when it finds a hundred, the same
-        when it finds them all.
+        and again. A burst (more due after ``BURST``) takes the rest in one
+        cut, where building the index once pays. Measured with callgrind (a
+        timer's add included): 13k instructions less per timer than a cut
+        alone when each poll finds one due, about the same when it finds ten,
+        a hundred or all of them.
         """
         lst = self._list
         due = []
@@ -82,10 +82,12 @@ class Timers:
         while left and lst[0][0] <= now:
             due.append(lst.pop(0)[2])
             left -= 1
-            if len(due) == BURST and left and lst[-1][0] <= now:
-                due += [entry[2] for entry in lst]
-                lst.clear()
-                left = 0
+            if len(due) == BURST and left and lst[0][0] <= now:
+                n = lst.bisect_left((now, _INF))
+                due += [entry[2] for entry in lst.islice(0, n)]
+                del lst[:n]
+                left -= n
+                break
         self.count = left
         return due
 

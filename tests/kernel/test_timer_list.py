@@ -1,9 +1,9 @@
 """The timer list itself (``kernel.timers.Timers``) against a plain sorted model.
 
-``pop_due`` takes due timers one by one from the front, and all the rest in
-one pass once a burst finds every timer due: both ways, and the switch
-between them, must give every due action exactly once, in order, and keep
-``count`` true, whatever adds and removals came between.
+``pop_due`` takes due timers one by one from the front, and the rest in one
+cut once a burst finds more due: both ways, and the switch between them,
+must give every due action exactly once, in order, and keep ``count`` true,
+whatever adds and removals came between.
 """
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -46,16 +46,16 @@ def test_pop_due_gives_every_due_action_once_in_order(script):
         assert timers.earliest() == (min(live)[0] if live else None)
 
 
-def test_a_burst_where_all_are_due_and_one_where_some_are_not():
+def test_a_burst_where_some_are_not_due_and_one_where_all_are():
     timers = Timers()
     for i in range(BURST * 3):
         timers.add(float(i), i)
-    # Past the burst with some not due: one by one, the rest stays.
+    # Past the burst with some not due: the due rest in one cut, the others stay.
     assert timers.pop_due(BURST * 2 - 0.5) == list(range(BURST * 2))
     assert timers.count == BURST and timers.earliest() == BURST * 2
     for i in range(BURST * 3, BURST * 5):
         timers.add(float(i), i)
-    # All due: the burst takes the rest in one pass and the list is empty.
+    # All due: the cut takes them all and the list is empty.
     assert timers.pop_due(10.0**6) == list(range(BURST * 2, BURST * 5))
     assert timers.count == 0 and timers.earliest() is None
     assert timers.pop_due(10.0**6) == []
