@@ -510,7 +510,7 @@ class Kernel:
                 ins.task_spawned(task)
             pool.push(task)
         elif pool is self.main_pool and parent is not None and parent._pool is pool:
-            task.state = READY         # MainPool.push_here inlined: a task on Main spawns
+            task.state = READY         # MainPool.push on Main, inlined: a task on Main spawns
             pool.queue.append(task)    # from its step, on Main, with no thread check
         else:
             pool.push(task)

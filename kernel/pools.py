@@ -64,11 +64,6 @@ class MainPool:
         else:
             self._hand_over(self.inbox, task)
 
-    def push_here(self, task):
-        """``push`` by Main itself, which needs no thread check."""
-        task.state = READY
-        self.queue.append(task)
-
     def on_own_thread(self, get_ident=threading.get_ident) -> bool:
         """Is the caller Main, the thread that owns this queue's tasks?"""
         return get_ident() == self.ident

@@ -48,8 +48,6 @@ class SimPool:
             return                    # woken after a simulated blocking call: it arrives later
         self.queue.append(task)
 
-    push_here = push     # one thread: every push is Main's own
-
     def poke(self):
         """Nothing sleeps in a simulation."""
 

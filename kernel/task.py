@@ -193,7 +193,7 @@ class Task(Generic[T]):
             return self.wake(value)
         self._value = value       # parked: _exc is None already
         self._abort = None
-        self.state = READY        # MainPool.push_here inlined
+        self.state = READY        # MainPool.push on Main, inlined
         pool.queue.append(self)
 
     def wake_exc(self, exc: BaseException):
